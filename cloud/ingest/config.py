@@ -1,0 +1,78 @@
+"""Ingest configuration: one pydantic model, built by the app factory from settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from protocols.ids import Ident
+from protocols.topics import shared, uplink_filters
+
+
+class IngestConfig(BaseModel):
+    """Where ingest reads from and how it batches. Bad values fail at start, naming the field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field("127.0.0.1", title="Broker host")
+    port: int = Field(1883, ge=1, le=65535, title="Broker port")
+    client_id: Ident = Field(
+        "linli-ingest",
+        title="MQTT client id",
+        description="Stable across restarts: the broker keeps this session's unacknowledged "
+        "messages while ingest is down. Each ingest process needs its own.",
+    )
+    username: str | None = None
+    password: str | None = None
+    sites: tuple[Ident, ...] | None = Field(None, description="Only these sites (None: every site)")
+    shared_group: Ident | None = Field(
+        None,
+        description="Join this MQTT 5 shared-subscription group so several ingest processes "
+        "split the stream (retained gateway states are then not redelivered on subscribe)",
+    )
+    session_expiry_s: int = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description="How long the broker keeps the session (and queues messages) while ingest "
+        "is away",
+    )
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    batch_size: int = Field(
+        500, ge=1, le=50_000, description="Messages per database transaction at most"
+    )
+    linger_s: float = Field(
+        0.05, ge=0, le=10, description="How long to wait for a batch to fill before committing"
+    )
+    queue_bound: int = Field(
+        2000,
+        ge=1,
+        description="Messages received but not yet stored, at most. When full the MQTT reader "
+        "stops reading the socket (TCP back-pressure) instead of dropping.",
+    )
+    max_inflight: int = Field(
+        1000,
+        ge=1,
+        le=65535,
+        description="MQTT 5 Receive Maximum: unacknowledged deliveries the broker may send",
+    )
+    retry_backoff_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        1.0, description="First delay before retrying a failed database write (doubles, capped)"
+    )
+    reconnect_max_s: int = Field(30, ge=1, le=600, description="Cap of the reconnect backoff")
+
+    @model_validator(mode="after")
+    def _batch_fits_queue(self) -> IngestConfig:
+        if self.batch_size > self.queue_bound:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must not exceed queue_bound ({self.queue_bound})"
+            )
+        return self
+
+    def filters(self) -> tuple[str, ...]:
+        """The subscription filters, built by protocols.topics."""
+        sites: tuple[str | None, ...] = self.sites if self.sites is not None else (None,)
+        plain = tuple(f for s in sites for f in uplink_filters(s))
+        if self.shared_group is None:
+            return plain
+        return tuple(shared(self.shared_group, f) for f in plain)
