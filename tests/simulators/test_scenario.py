@@ -1,0 +1,93 @@
+"""Scenario files: durations, validation errors that name the field, the timeline's length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulators.errors import SimulatorError
+from simulators.scenario import load_scenario, parse_duration, parse_scenario
+
+MINIMAL = {
+    "name": "s1",
+    "site": "site.yaml",
+    "steps": [{"at": "0s", "force": {"device": "smoke-1", "metric": "smoke", "value": True}}],
+    "expect": [
+        {"rule": "smoke-alarm", "severity": "critical", "subject": "smoke-1", "within": "30s"}
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (90, 90.0),
+        ("90s", 90.0),
+        ("1m30s", 90.0),
+        ("24h", 86400.0),
+        ("500ms", 0.5),
+        ("2d", 172800.0),
+    ],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "10 parsecs", "s10", "-5s", -1, True, None, "10s junk"])
+def test_bad_durations_are_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+def test_minimal_scenario_loads_with_its_duration() -> None:
+    s = parse_scenario(MINIMAL)
+    assert s.steps[0].action == "force"
+    assert s.expect[0].deadline == 30.0
+    assert s.duration == 30.0 + s.grace
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bogus": 1}, "bogus: Extra inputs are not permitted"),
+        ({"steps": [{"at": "0s"}]}, "steps.0: Value error, a step needs exactly one of"),
+        (
+            {
+                "steps": [
+                    {"at": "5s", "release": {"device": "a"}},
+                    {"at": "1s", "release": {"device": "a"}},
+                ]
+            },
+            "time order",
+        ),
+        (
+            {"expect": [{"rule": "r", "severity": "dire", "subject": "x", "within": "1s"}]},
+            "expect.0.severity",
+        ),
+        ({"steps": [{"at": "later", "release": {"device": "a"}}]}, "steps.0.at"),
+        ({"steps": [{"at": 0, "fault": {"kind": "outage"}}]}, "needs 'gateway'"),
+        ({"steps": [{"at": 0, "wire": {"gateway": "g"}}]}, "needs 'malformed'"),
+        ({"clock": {"speed": 60}}, "speed needs mode"),
+    ],
+)
+def test_errors_name_the_field(change: dict[str, object], message: str) -> None:
+    with pytest.raises(SimulatorError, match=r"bad\.yaml") as err:
+        parse_scenario({**MINIMAL, **change}, "bad.yaml")
+    assert message in str(err.value)
+
+
+def test_load_resolves_paths_relative_to_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "sc" / "x.yaml"
+    f.parent.mkdir()
+    f.write_text("name: x\nsite: ../sites/demo.yaml\n")
+    s = load_scenario(f)
+    assert s.resolve(s.site) == tmp_path / "sites" / "demo.yaml"
+
+
+def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(SimulatorError, match=r"missing\.yaml"):
+        load_scenario(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(SimulatorError, match="a scenario is a mapping"):
+        load_scenario(tmp_path / "list.yaml")
