@@ -1,0 +1,131 @@
+"""Cloud settings: one pydantic-settings model read from ``LINLI_*`` environment variables.
+
+Built by ``main`` or the app factory (``Settings()``), never at import time. Unknown keys fail at
+start (``extra="forbid"``), naming the field. Nested values are JSON in the environment, e.g.
+``LINLI_CHANNELS='{"ops": {"type": "webhook", "url": "http://…"}}'``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cloud.alerts.states import Severity
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WebhookChannel(_Model):
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(description="POSTed a JSON body describing the alert")
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+
+class EmailChannel(_Model):
+    type: Literal["email"] = "email"
+    to: tuple[str, ...] = Field(min_length=1, description="Recipient addresses")
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = "linli@localhost"
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class InAppChannel(_Model):
+    type: Literal["inapp"] = "inapp"
+    roles: tuple[str, ...] = ("manager", "guard")
+
+
+Channel = Annotated[WebhookChannel | EmailChannel | InAppChannel, Field(discriminator="type")]
+
+
+def _inapp_for_all() -> dict[Severity, tuple[str, ...]]:
+    return {s: ("inapp",) for s in Severity}
+
+
+def _inapp_channel() -> dict[str, WebhookChannel | EmailChannel | InAppChannel]:
+    return {"inapp": InAppChannel()}
+
+
+class Tier(_Model):
+    """One escalation step: after ``after_s`` unacknowledged, notify ``channels``."""
+
+    after_s: float = Field(gt=0, description="Seconds since the previous tier (or the raise)")
+    channels: tuple[str, ...] = Field(description="Channel names from ``channels``")
+    label: str = ""
+
+
+class EscalationPolicy(_Model):
+    on_raise: dict[Severity, tuple[str, ...]] = Field(
+        default_factory=_inapp_for_all,
+        description="Channels notified when an alert of this severity is raised",
+    )
+    tiers: tuple[Tier, ...] = Field(
+        default=(Tier(after_s=300, channels=("inapp",), label="duty manager"),),
+        description="Unacknowledged alerts climb these tiers in order",
+    )
+    min_severity: Severity = Field(
+        Severity.MINOR, description="Alerts below this severity never escalate"
+    )
+    whistle_url: str | None = Field(
+        None,
+        description="'Whistle' webhook of the outside department, called once when a critical "
+        "alert escalates unacknowledged (吹哨报到)",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything ``linli cloud run`` needs. Environment: ``LINLI_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LINLI_", extra="forbid", frozen=True)
+
+    db_url: str = Field("sqlite:///linli.db", description="SQLAlchemy URL (SQLite or PostgreSQL)")
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(1883, ge=1, le=65535)
+    mqtt_client_id: str = Field("linli-cloud", description="Ingest's persistent session id")
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    ingest_enabled: bool = Field(True, description="Run MQTT ingest in this process")
+    rules_enabled: bool = Field(True, description="Run the rules runner in this process")
+    rule_files: tuple[Path, ...] = Field((), description="Rule packs loaded beside the default")
+    default_pack: bool = Field(True, description="Load the shipped residential rule pack")
+    shard_index: int = Field(0, ge=0, description="This process's rules shard")
+    shard_count: int = Field(1, ge=1, description="Number of rules shards (processes)")
+    tick_s: float = Field(1.0, gt=0, le=60, description="Rule timers and escalation period")
+    command_ttl_s: float = Field(60.0, gt=0, le=86400, description="Command expiry")
+    flap_window_s: float = Field(
+        300.0, ge=0, description="Raise/clear cycles closer than this mark an alert flapping"
+    )
+    stale_after_s: float = Field(
+        900.0,
+        gt=0,
+        description="A raise whose trigger is older than this (event time) is not a new alert",
+    )
+    channels: dict[str, Channel] = Field(
+        default_factory=_inapp_channel,
+        description="Named notification channels",
+    )
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    static_dashboards: bool = Field(True, description="Mount dashboards/ if present")
+    cors_origins: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.shard_index >= self.shard_count:
+            raise ValueError(
+                f"shard_index: {self.shard_index} must be < shard_count {self.shard_count}"
+            )
+        names = set(self.channels)
+        used = {c for chans in self.escalation.on_raise.values() for c in chans}
+        used |= {c for tier in self.escalation.tiers for c in tier.channels}
+        missing = sorted(used - names)
+        if missing:
+            raise ValueError(f"escalation: unknown channel(s) {missing}; define them in channels")
+        return self
