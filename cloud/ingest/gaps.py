@@ -1,0 +1,112 @@
+"""Per-gateway sequence gap detection, stored as data (``sequence_gaps``).
+
+Each gateway boot numbers its messages 0, 1, 2, …. A number that jumps ahead opens a gap for
+the numbers skipped; a number at or below the highest seen (a replay from the gateway's outbox,
+or a message that lost a race between two ingest processes) fills its gap, and a gap whose
+numbers have all arrived is closed. Dedup by msg_id runs first, so each number counts once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.storage.tables import GatewaySession, SequenceGap
+
+Key = tuple[str, str, str]  # site, gateway, boot_id
+
+
+@dataclass(slots=True)
+class _Boot:
+    session: GatewaySession
+    open_gaps: list[SequenceGap] = field(default_factory=list)
+
+
+class GapTracker:
+    """Applies the sequence numbers of one batch inside the batch's transaction."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self._session = session
+        self._now = now
+        self._boots: dict[Key, _Boot] = {}
+        self.opened = 0
+        self.closed = 0
+
+    def _boot(self, key: Key, seq: int, ts: datetime) -> _Boot | None:
+        """The boot's state, or None when this is its first message (then it is created)."""
+        boot = self._boots.get(key)
+        if boot is not None:
+            return boot
+        site, gateway, boot_id = key
+        row = self._session.scalar(
+            select(GatewaySession)
+            .where(GatewaySession.site == site)
+            .where(GatewaySession.gateway == gateway)
+            .where(GatewaySession.boot_id == boot_id)
+            .with_for_update()
+        )
+        if row is None:
+            row = GatewaySession(
+                site=site,
+                gateway=gateway,
+                boot_id=boot_id,
+                max_seq=seq,
+                messages=1,
+                first_seen=ts,
+                last_seen=ts,
+            )
+            self._session.add(row)
+            self._boots[key] = _Boot(row)
+            if seq > 0:  # the boot's first messages have not arrived (yet)
+                self._open(key, 0, seq - 1)
+            return None
+        gaps = self._session.scalars(
+            select(SequenceGap)
+            .where(SequenceGap.site == site)
+            .where(SequenceGap.gateway == gateway)
+            .where(SequenceGap.boot_id == boot_id)
+            .where(SequenceGap.closed_at.is_(None))
+            .with_for_update()
+        )
+        boot = _Boot(row, list(gaps))
+        self._boots[key] = boot
+        return boot
+
+    def _open(self, key: Key, first: int, last: int) -> None:
+        site, gateway, boot_id = key
+        gap = SequenceGap(
+            site=site,
+            gateway=gateway,
+            boot_id=boot_id,
+            first_seq=first,
+            last_seq=last,
+            missing=last - first + 1,
+            detected_at=self._now,
+        )
+        self._session.add(gap)
+        self._boots[key].open_gaps.append(gap)
+        self.opened += 1
+
+    def observe(self, key: Key, seq: int, ts: datetime) -> None:
+        boot = self._boot(key, seq, ts)
+        if boot is None:
+            return
+        row = boot.session
+        row.messages += 1
+        row.last_seen = max(row.last_seen, ts)
+        if seq > row.max_seq:
+            if seq > row.max_seq + 1:
+                self._open(key, row.max_seq + 1, seq - 1)
+            row.max_seq = seq
+            return
+        for gap in boot.open_gaps:
+            if gap.first_seq <= seq <= gap.last_seq:
+                gap.missing -= 1
+                if gap.missing <= 0:
+                    gap.closed_at = self._now
+                    boot.open_gaps.remove(gap)
+                    self.closed += 1
+                return

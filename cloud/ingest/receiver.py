@@ -1,0 +1,157 @@
+"""The MQTT side of ingest: a paho client (the library aiomqtt wraps) in its own network thread.
+
+Why not aiomqtt's message iterator: aiomqtt 2.5 acknowledges a QoS1 message as soon as paho
+receives it and drops already-acknowledged messages when its queue bound is reached (see
+docs/cloud-ingest.md). Here paho runs with ``manual_ack=True``: nothing is acknowledged until
+:meth:`Receiver.ack` is called after the database commit, and the message callback blocks on a
+:class:`BoundedBuffer` when ingest falls behind, so memory stays bounded and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from cloud.ingest.buffer import BoundedBuffer, Delivery
+from cloud.ingest.config import IngestConfig
+
+log = logging.getLogger(__name__)
+
+
+class Receiver:
+    """Connects with a persistent MQTT 5 session, subscribes, feeds the buffer, sends acks."""
+
+    def __init__(
+        self,
+        config: IngestConfig,
+        buffer: BoundedBuffer,
+        on_subscribed: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._on_subscribed = on_subscribed
+        self.buffer = buffer
+        self._stopping = threading.Event()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.connection = 0  # bumped on every successful connect
+        self.connects = 0
+        self.session_present = False
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=paho.MQTTv5,
+            manual_ack=True,
+        )
+        if config.username is not None:
+            client.username_pw_set(config.username, config.password)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(1, config.reconnect_max_s)
+        self._client = client
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        props.ReceiveMaximum = self.config.max_inflight
+        self._client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect without acknowledging anything still buffered (the broker keeps it)."""
+        self._stopping.set()
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def ack(self, deliveries: Iterable[Delivery]) -> int:
+        """Acknowledge stored deliveries; those from an earlier connection are skipped
+        (the broker redelivers them and dedup drops the copies). Returns how many were acked."""
+        current = self.connection
+        sent = 0
+        for d in deliveries:
+            if d.qos > 0 and d.connection == current:
+                self._client.ack(d.mid, d.qos)
+                sent += 1
+        return sent
+
+    # -- paho callbacks (network thread) --------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused ingest connection: %s", reason)
+            return
+        self.connection += 1
+        self.connects += 1
+        self.session_present = flags.session_present
+        options = SubscribeOptions(qos=1)
+        client.subscribe([(f, options) for f in self.config.filters()])
+        log.info(
+            "ingest %s connected to %s:%d (session present: %s)",
+            self.config.client_id,
+            self.config.host,
+            self.config.port,
+            flags.session_present,
+        )
+        self.connected.set()
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        if not self._stopping.is_set():
+            log.warning("ingest disconnected from broker (%s); reconnecting", reason)
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            log.error("broker refused ingest subscriptions: %s", refused)
+        self.subscribed.set()
+        if self._on_subscribed is not None:
+            self._on_subscribed()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = msg._topic.decode("utf-8", "replace")  # the decoder dead-letters it
+        delivery = Delivery(
+            topic, bytes(msg.payload), msg.mid, msg.qos, datetime.now(UTC), self.connection
+        )
+        self.buffer.put(delivery, self._stopping.is_set)

@@ -1,0 +1,174 @@
+"""The ingest service: MQTT deliveries → durable storage → acknowledgement → ``on_stored``.
+
+Run it inside the application's TaskGroup::
+
+    ingest = Ingest(config, engine, registry, on_stored=rules.feed)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(ingest.run(), name="ingest")
+
+Cancelling the task disconnects without acknowledging anything that is not yet stored; the
+broker keeps those messages in the persistent session and delivers them to the next process
+that connects with the same client id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+
+from cloud.ingest.buffer import BoundedBuffer, Delivery
+from cloud.ingest.config import IngestConfig
+from cloud.ingest.models import OnStored, StoredMessage
+from cloud.ingest.receiver import Receiver
+from cloud.ingest.store import STORE_ERROR, BatchResult, BatchWriter
+from cloud.registry.service import Registry
+
+log = logging.getLogger(__name__)
+
+MAX_BUFFER_BYTES = 64 * 1024 * 1024
+"""Payload bytes held between receipt and storage, at most (besides ``queue_bound``)."""
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Counters since start. ``rejects`` is keyed by :class:`protocols.errors.RejectReason`."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    readings: int = 0
+    acked: int = 0
+    batches: int = 0
+    rejects: Counter[str] = field(default_factory=Counter)
+    gaps_opened: int = 0
+    gaps_closed: int = 0
+    gateway_changes: int = 0
+    write_failures: int = 0
+    hook_errors: int = 0
+
+
+class Ingest:
+    """Reads uplink messages, stores them, then acknowledges them and calls ``on_stored``."""
+
+    def __init__(
+        self,
+        config: IngestConfig,
+        engine: Engine,
+        registry: Registry,
+        on_stored: OnStored | None = None,
+        thumbnail_ttl: timedelta = timedelta(days=30),
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.on_stored = on_stored
+        self.buffer = BoundedBuffer(config.queue_bound, MAX_BUFFER_BYTES)
+        self.writer = BatchWriter(engine, registry, thumbnail_ttl)
+        self.stats = IngestStats()
+        self.receiver: Receiver | None = None
+        self._subscribed = asyncio.Event()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self.buffer)
+
+    async def run(self) -> None:
+        """Connect, then store batches until cancelled."""
+        loop = asyncio.get_running_loop()
+
+        def subscribed() -> None:
+            loop.call_soon_threadsafe(self._subscribed.set)
+
+        receiver = Receiver(self.config, self.buffer, subscribed)
+        self.receiver = receiver
+        receiver.start()
+        try:
+            while True:
+                batch = await asyncio.to_thread(
+                    self.buffer.take, self.config.batch_size, self.config.linger_s, 0.5
+                )
+                if not batch:
+                    continue
+                result = await self._store(batch)
+                self.stats.acked += receiver.ack(batch)
+                await self._notify(result.stored)
+        finally:
+            # Stop reading and disconnect; whatever is buffered stays unacknowledged.
+            await asyncio.shield(asyncio.to_thread(receiver.stop))
+
+    async def wait_subscribed(self) -> None:
+        """Wait until subscribed (start-up ordering, tests); bound it with asyncio.timeout."""
+        await self._subscribed.wait()
+
+    async def _store(self, batch: Sequence[Delivery]) -> BatchResult:
+        """Store one batch, retrying while the database is unavailable (never drops it)."""
+        self.stats.received += len(batch)
+        delay = self.config.retry_backoff_s
+        while True:
+            try:
+                result = await asyncio.to_thread(self.writer.write, batch)
+                break
+            except IntegrityError:
+                # Another ingest process stored one of these msg_ids first: dedup on retry.
+                self.stats.write_failures += 1
+                await asyncio.to_thread(self.registry.refresh)
+            except OperationalError as exc:
+                self.stats.write_failures += 1
+                log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                await self._refresh_registry()
+            except (DBAPIError, SQLAlchemyError) as exc:
+                self.stats.write_failures += 1
+                if len(batch) == 1:
+                    log.error("database refused %s: %s", batch[0].topic, exc)
+                    await asyncio.to_thread(
+                        self.writer.dead_letter, batch[0], STORE_ERROR, str(exc)
+                    )
+                    self.stats.rejects[STORE_ERROR] += 1
+                    return BatchResult()
+                await self._refresh_registry()
+                return await self._store_each(batch)
+        self._count(result)
+        return result
+
+    async def _store_each(self, batch: Sequence[Delivery]) -> BatchResult:
+        """One at a time, to isolate a message the database refuses from the rest."""
+        self.stats.received -= len(batch)
+        total = BatchResult()
+        for d in batch:
+            one = await self._store([d])
+            total.stored.extend(one.stored)
+        return total
+
+    async def _refresh_registry(self) -> None:
+        try:
+            await asyncio.to_thread(self.registry.refresh)
+        except SQLAlchemyError as exc:
+            log.warning("registry refresh failed: %s", exc)
+
+    def _count(self, r: BatchResult) -> None:
+        s = self.stats
+        s.batches += 1
+        s.stored += sum(1 for m in r.stored if not m.duplicate)
+        s.duplicates += r.duplicates
+        s.readings += r.readings
+        s.rejects.update(r.rejects)
+        s.gaps_opened += r.gaps_opened
+        s.gaps_closed += r.gaps_closed
+        s.gateway_changes += r.gateway_changes
+
+    async def _notify(self, stored: Sequence[StoredMessage]) -> None:
+        if self.on_stored is None or not stored:
+            return
+        try:
+            await self.on_stored(stored)
+        except Exception:  # supervisor boundary: a consumer's bug must not stop ingest
+            self.stats.hook_errors += 1
+            log.exception("on_stored hook failed for a batch of %d messages", len(stored))

@@ -1,0 +1,302 @@
+"""Decode a batch of deliveries and store it in one transaction.
+
+Order of work for one batch: decode every payload (rejects become dead letters), drop
+duplicates by msg_id (within the batch and against ``ingest_messages``), admit gateways and
+devices to the registry (unknown ones are stored but flagged pending), insert messages,
+readings, events, access events and command acks with one executemany per table, track
+sequence gaps, apply gateway births/wills — then commit. Only after that commit does ingest
+acknowledge the batch to the broker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from cloud.ingest.buffer import Delivery
+from cloud.ingest.gaps import GapTracker
+from cloud.ingest.models import StoredMessage
+from cloud.registry.service import Registry
+from cloud.storage.tables import (
+    AccessEventRow,
+    CommandAckRow,
+    DeadLetter,
+    DeviceEventRow,
+    Reading,
+    StoredEnvelope,
+)
+from protocols.codec import Decoded, decode
+from protocols.errors import ProtocolError
+from protocols.messages import (
+    AccessEvent,
+    CommandAck,
+    DeviceEvent,
+    Envelope,
+    GatewayState,
+    Telemetry,
+    UplinkMessage,
+)
+
+STORE_ERROR = "store_error"
+"""Dead-letter reason for a message that decoded but that the database refused on its own."""
+
+_CHUNK = 500  # ids per IN (...) query
+
+
+@dataclass(slots=True)
+class BatchResult:
+    stored: list[StoredMessage] = field(default_factory=list)
+    rejects: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    readings: int = 0
+    gaps_opened: int = 0
+    gaps_closed: int = 0
+    gateway_changes: int = 0
+
+
+@dataclass(slots=True)
+class _Decoded:
+    delivery: Delivery
+    decoded: Decoded
+    duplicate: bool = False
+    pending: bool = False
+    flagged: frozenset[str] = frozenset()  # pending devices (and gateway) of this message
+
+
+def _value(v: float | bool) -> float:
+    return float(v)
+
+
+class BatchWriter:
+    """Writes batches; safe to call from a worker thread (one batch at a time)."""
+
+    def __init__(
+        self, engine: Engine, registry: Registry, thumbnail_ttl: timedelta = timedelta(days=30)
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.thumbnail_ttl = thumbnail_ttl
+
+    def write(self, batch: Sequence[Delivery]) -> BatchResult:
+        """Decode and store ``batch`` in one transaction; raises SQLAlchemyError on failure."""
+        now = datetime.now(UTC)
+        result = BatchResult()
+        items: list[_Decoded] = []
+        dead: list[dict[str, Any]] = []
+        for d in batch:
+            try:
+                items.append(_Decoded(d, decode(d.topic, d.payload, uplink=True)))
+            except ProtocolError as exc:
+                result.rejects[exc.reason.value] += 1
+                dead.append(_dead(d, exc.reason.value, exc.detail))
+        with Session(self.engine) as session, session.begin():
+            self._dedup(session, items)
+            self._admit(session, items, now)
+            self._insert(session, items, now, result)
+            if dead:
+                session.execute(insert(DeadLetter), dead)
+        for item in items:
+            result.stored.append(
+                StoredMessage(item.decoded.topic, _uplink(item), item.duplicate, item.pending)
+            )
+            result.duplicates += item.duplicate
+        return result
+
+    def dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
+        """Store one delivery as a dead letter in its own transaction."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(insert(DeadLetter), [_dead(delivery, reason, detail)])
+
+    @staticmethod
+    def _dedup(session: Session, items: list[_Decoded]) -> None:
+        seen: set[str] = set()
+        for item in items:
+            msg = item.decoded.message
+            if isinstance(msg, Envelope):
+                item.duplicate = msg.msg_id in seen
+                seen.add(msg.msg_id)
+        ids = sorted(seen)
+        existing: set[str] = set()
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            existing.update(
+                session.scalars(
+                    select(StoredEnvelope.msg_id).where(StoredEnvelope.msg_id.in_(chunk))
+                )
+            )
+        if existing:
+            for item in items:
+                msg = item.decoded.message
+                if isinstance(msg, Envelope) and msg.msg_id in existing:
+                    item.duplicate = True
+
+    def _admit(self, session: Session, items: list[_Decoded], now: datetime) -> None:
+        """Register what sent data; mark items whose gateway or devices are not approved."""
+        per_gateway: dict[tuple[str, str], dict[str, tuple[set[str], datetime]]] = {}
+        for item in items:
+            if item.duplicate or isinstance(item.decoded.message, GatewayState):
+                continue
+            t = item.decoded.topic
+            devices = per_gateway.setdefault((t.site, t.gateway), {})
+            for device, metric, ts in _device_refs(item.decoded.message):
+                metrics, last = devices.get(device, (set(), ts))
+                if metric is not None:
+                    metrics.add(metric)
+                devices[device] = (metrics, max(last, ts))
+        pending: dict[tuple[str, str], set[str]] = {}
+        for (site, gateway), devices in per_gateway.items():
+            frozen = {d: (frozenset(m), ts) for d, (m, ts) in devices.items()}
+            pending[(site, gateway)] = self.registry.admit(session, site, gateway, frozen, now)
+        for item in items:
+            t = item.decoded.topic
+            flagged = pending.get((t.site, t.gateway))
+            if flagged:
+                item.flagged = frozenset(flagged)
+                refs = {d for d, _, _ in _device_refs(item.decoded.message)}
+                item.pending = t.gateway in flagged or bool(refs & flagged)
+
+    def _insert(
+        self, session: Session, items: list[_Decoded], now: datetime, result: BatchResult
+    ) -> None:
+        envelopes: list[dict[str, Any]] = []
+        readings: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        access: list[dict[str, Any]] = []
+        acks: list[dict[str, Any]] = []
+        gaps = GapTracker(session, now)
+        for item in items:
+            t, msg = item.decoded.topic, item.decoded.message
+            if isinstance(msg, GatewayState):
+                changed = self.registry.gateway_state(session, t.site, t.gateway, msg, now)
+                result.gateway_changes += changed
+                continue
+            if item.duplicate or not isinstance(msg, Envelope):
+                continue
+            base = {"site": t.site, "gateway": t.gateway, "historical": msg.historical}
+            envelopes.append(
+                {
+                    **base,
+                    "msg_id": msg.msg_id,
+                    "channel": t.channel.value,
+                    "boot_id": msg.boot_id,
+                    "seq": msg.seq,
+                    "ts": msg.ts,
+                    "pending": item.pending,
+                    "received_at": item.delivery.received_at,
+                }
+            )
+            gaps.observe((t.site, t.gateway, msg.boot_id), msg.seq, msg.ts)
+            if isinstance(msg, Telemetry):
+                gw_pending = t.gateway in item.flagged
+                readings.extend(
+                    {
+                        **base,
+                        "device": r.device,
+                        "metric": r.metric,
+                        "value": _value(r.value),
+                        "ts": r.ts,
+                        "pending": gw_pending or r.device in item.flagged,
+                        "msg_id": msg.msg_id,
+                    }
+                    for r in msg.readings
+                )
+            elif isinstance(msg, DeviceEvent):
+                events.append(_event_row(base, msg, item.pending))
+            elif isinstance(msg, AccessEvent):
+                access.append(_access_row(base, msg, item.pending, now + self.thumbnail_ttl))
+            elif isinstance(msg, CommandAck):
+                acks.append(_ack_row(base, msg))
+        for table, rows in (
+            (StoredEnvelope, envelopes),
+            (Reading, readings),
+            (DeviceEventRow, events),
+            (AccessEventRow, access),
+            (CommandAckRow, acks),
+        ):
+            if rows:
+                session.execute(insert(table), rows)
+        session.flush()
+        result.readings = len(readings)
+        result.gaps_opened, result.gaps_closed = gaps.opened, gaps.closed
+
+
+def _device_refs(msg: object) -> list[tuple[str, str | None, datetime]]:
+    """(device, metric or None, ts) for every device a message speaks for."""
+    if isinstance(msg, Telemetry):
+        return [(r.device, r.metric, r.ts) for r in msg.readings]
+    if isinstance(msg, DeviceEvent):
+        return [(msg.device, None, msg.ts)]
+    return []
+
+
+def _uplink(item: _Decoded) -> UplinkMessage:
+    msg = item.decoded.message
+    assert isinstance(msg, GatewayState | Telemetry | DeviceEvent | AccessEvent | CommandAck)
+    return msg
+
+
+def _dead(d: Delivery, reason: str, detail: str) -> dict[str, Any]:
+    return {
+        "topic": d.topic,
+        "payload": d.payload,
+        "reason": reason,
+        "detail": detail[:2000],
+        "received_at": d.received_at,
+    }
+
+
+def _event_row(base: dict[str, Any], msg: DeviceEvent, pending: bool) -> dict[str, Any]:
+    return {
+        **base,
+        "msg_id": msg.msg_id,
+        "device": msg.device,
+        "event": msg.event,
+        "priority": msg.priority.value,
+        "value": None if msg.value is None else _value(msg.value),
+        "attrs": dict(msg.attrs),
+        "ts": msg.ts,
+        "pending": pending,
+    }
+
+
+def _access_row(
+    base: dict[str, Any], msg: AccessEvent, pending: bool, expires: datetime
+) -> dict[str, Any]:
+    return {
+        **base,
+        "msg_id": msg.msg_id,
+        "door": msg.door,
+        "kind": msg.kind.value,
+        "decision": msg.decision.value,
+        "reason": msg.reason,
+        "method": msg.method.value,
+        "camera": msg.camera,
+        "person_id": msg.person_id,
+        "person_name": msg.person_name,
+        "distance": msg.distance,
+        "liveness": msg.liveness,
+        "thumbnail_jpeg_b64": msg.thumbnail_jpeg_b64,
+        "thumbnail_expires_at": None if msg.thumbnail_jpeg_b64 is None else expires,
+        "attrs": dict(msg.attrs),
+        "ts": msg.ts,
+        "pending": pending,
+    }
+
+
+def _ack_row(base: dict[str, Any], msg: CommandAck) -> dict[str, Any]:
+    return {
+        **base,
+        "msg_id": msg.msg_id,
+        "cmd_id": msg.cmd_id,
+        "status": msg.status.value,
+        "reason": msg.reason,
+        "result": dict(msg.result),
+        "ts": msg.ts,
+    }
