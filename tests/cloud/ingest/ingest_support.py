@@ -7,11 +7,16 @@ import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from cloud.ingest import Ingest
+from cloud.ingest import Ingest, IngestConfig
+from linli.services import Mosquitto
 from protocols.codec import encode, new_id
 from protocols.messages import Model, Reading, Telemetry
 from protocols.topics import Channel, topic
@@ -81,6 +86,16 @@ class Gateway:
 
     def frame(self, message: Model, channel: Channel = Channel.TELEMETRY) -> tuple[str, bytes]:
         return self.topic(channel), encode(message)
+
+
+def count(engine: Engine, column: InstrumentedAttribute[Any]) -> int:
+    with Session(engine) as s:
+        return int(s.scalar(select(func.count(column))) or 0)
+
+
+def config(broker: Mosquitto, site: str, **kw: Any) -> IngestConfig:
+    """Ingest reading only this test's site, with a client id of its own."""
+    return IngestConfig(port=broker.port, client_id=f"ingest-{site}", sites=(site,), **kw)
 
 
 @contextlib.asynccontextmanager

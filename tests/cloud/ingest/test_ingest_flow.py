@@ -5,24 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from ingest_support import Gateway, Publisher, running, until
-from sqlalchemy import func, select
+from ingest_support import Gateway, Publisher, config, count, running, until
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from cloud.ingest import Ingest, IngestConfig, StoredMessage
+from cloud.ingest import Ingest, StoredMessage
 from cloud.registry import Registry
 from cloud.storage.tables import DeadLetter, Reading, StoredEnvelope
 from linli.services import Mosquitto
-
-
-def count(engine: Engine, column: object) -> int:
-    with Session(engine) as s:
-        return int(s.scalar(select(func.count(column))) or 0)  # type: ignore[call-overload]
-
-
-def config(broker: Mosquitto, site: str, **kw: object) -> IngestConfig:
-    return IngestConfig(port=broker.port, client_id=f"ingest-{site}", sites=(site,), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.anyio
