@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.ids import Ident
-from protocols.topics import shared, uplink_filters
+from protocols.topics import shared, topic_filter, uplink_filters
 
 
 class IngestConfig(BaseModel):
@@ -36,6 +36,13 @@ class IngestConfig(BaseModel):
         ge=60,
         description="How long the broker keeps the session (and queues messages) while ingest "
         "is away",
+    )
+    all_channels: bool = Field(
+        False,
+        description="Subscribe to every channel (one filter per site) instead of the uplink "
+        "channels only, so that misrouted traffic (a downlink channel published by a gateway, "
+        "an unknown channel) is dead-lettered too. The cloud's own commands then land in the "
+        "dead-letter table as wrong_direction: use it to audit, not by default.",
     )
     keepalive_s: int = Field(30, ge=5, le=3600)
     batch_size: int = Field(
@@ -72,7 +79,10 @@ class IngestConfig(BaseModel):
     def filters(self) -> tuple[str, ...]:
         """The subscription filters, built by protocols.topics."""
         sites: tuple[str | None, ...] = self.sites if self.sites is not None else (None,)
-        plain = tuple(f for s in sites for f in uplink_filters(s))
+        if self.all_channels:
+            plain = tuple(topic_filter(None, s) for s in sites)
+        else:
+            plain = tuple(f for s in sites for f in uplink_filters(s))
         if self.shared_group is None:
             return plain
         return tuple(shared(self.shared_group, f) for f in plain)
