@@ -1,0 +1,211 @@
+"""One door's controller: sightings and credentials → policy → door command + access events.
+
+Inputs are method calls with their event time (frames, card/PIN/QR reads, door contact, people
+counted through); outputs go to two small callables: ``sink`` gets every
+:class:`protocols.messages.AccessEvent` (the edge agent's outbox), ``open_door`` gets each grant
+(the lock driver or the agent's ``door.open`` action). The policy and the alarm state machine
+stay pure; this class only wires them to the outside.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from edge.gate.alarms import Alarm, AlarmEvent, DoorAlarms
+from edge.gate.events import EventFactory, EventSink, RateLimiter, thumbnail_jpeg
+from edge.gate.faces import RGB
+from edge.gate.matching import Gallery
+from edge.gate.pipeline import Pipeline, Sighting
+from edge.gate.policy import (
+    AccessRequest,
+    Credential,
+    Decision,
+    PolicyConfig,
+    PolicyState,
+    Reason,
+    decide,
+)
+from protocols.messages import AccessDecision, AccessEvent, AccessKind, AccessMethod
+
+log = logging.getLogger(__name__)
+
+DoorOpener = Callable[[Decision], None]
+ALARM_KINDS = {
+    Alarm.FORCED_OPEN: AccessKind.FORCED_OPEN,
+    Alarm.HELD_OPEN: AccessKind.HELD_OPEN,
+    Alarm.TAILGATING: AccessKind.TAILGATING,
+}
+SECOND_FACTOR_WINDOW_S = 15.0
+
+
+class Gate:
+    def __init__(
+        self,
+        *,
+        door: str,
+        camera: str,
+        pipeline: Pipeline,
+        policy: PolicyConfig,
+        sink: EventSink,
+        open_door: DoorOpener | None = None,
+        names: Mapping[str, str] | None = None,
+        factory: EventFactory | None = None,
+        unknown_interval_s: float = 30.0,
+        held_open_s: float = 30.0,
+    ) -> None:
+        if door not in policy.doors:
+            raise ValueError(f"door {door!r} is not in the policy")
+        self.door = door
+        self.camera = camera
+        self.pipeline = pipeline
+        self.policy = policy
+        self.state = PolicyState()
+        self.sink = sink
+        self.open_door = open_door
+        self.names = dict(names or {})
+        self.factory = factory or EventFactory()
+        self.unknown_limiter = RateLimiter(unknown_interval_s)
+        self.alarms = DoorAlarms(door, held_open_s=held_open_s)
+        self._pending_face: tuple[Sighting, datetime] | None = None
+        self._lock = threading.Lock()
+
+    # -- configuration -------------------------------------------------------------------
+    def set_policy(self, policy: PolicyConfig) -> None:
+        with self._lock:
+            self.policy = policy
+
+    def set_gallery(self, gallery: Gallery, names: Mapping[str, str] | None = None) -> None:
+        with self._lock:
+            self.pipeline.set_gallery(gallery)
+            if names is not None:
+                self.names = dict(names)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def frame(self, rgb: RGB, at: datetime) -> list[AccessEvent]:
+        """Process one camera frame; returns the events emitted for it."""
+        with self._lock:
+            threshold = self.policy.doors[self.door].threshold(self.camera)
+            events: list[AccessEvent] = []
+            for sighting in self.pipeline.process(rgb, at, threshold):
+                events += self._on_sighting(sighting, at)
+            events += self._alarm_events(self.alarms.tick(at))
+            return self._emit(events)
+
+    def credential(self, credential: Credential, at: datetime) -> list[AccessEvent]:
+        """A card, PIN or QR code was presented at this door's reader."""
+        with self._lock:
+            pending = self._pending_face
+            if pending is not None and (at - pending[1]).total_seconds() <= SECOND_FACTOR_WINDOW_S:
+                sighting = pending[0]
+                self._pending_face = None
+                return self._emit(self._face_decision(sighting, at, credential))
+            request = AccessRequest(
+                door=self.door, at=at, method=AccessMethod(credential.kind), credential=credential
+            )
+            decision, self.state = decide(self.policy, self.state, request)
+            return self._emit(self._decided(decision, at, None))
+
+    def contact(self, is_open: bool, at: datetime) -> list[AccessEvent]:
+        with self._lock:
+            return self._emit(self._alarm_events(self.alarms.contact(is_open, at)))
+
+    def passed(self, people: int, at: datetime) -> list[AccessEvent]:
+        with self._lock:
+            return self._emit(self._alarm_events(self.alarms.passed(people, at)))
+
+    # -- internals -----------------------------------------------------------------------
+    def _emit(self, events: list[AccessEvent]) -> list[AccessEvent]:
+        for event in events:
+            self.sink(event)
+        return events
+
+    def _on_sighting(self, sighting: Sighting, at: datetime) -> list[AccessEvent]:
+        if sighting.person_id is None:
+            if not self.unknown_limiter.allow(self.camera, at):
+                return []
+            return [
+                self.factory.access(
+                    door=self.door,
+                    kind=AccessKind.UNKNOWN_FACE,
+                    at=at,
+                    reason=Reason.UNKNOWN_FACE.value,
+                    decision=AccessDecision.DENIED,
+                    method=AccessMethod.FACE,
+                    camera=self.camera,
+                    distance=sighting.distance,
+                    thumbnail=thumbnail_jpeg(sighting.frame, sighting.box),
+                    attrs={"track": float(sighting.track_id), "votes": float(sighting.votes)},
+                )
+            ]
+        return self._face_decision(sighting, at, None)
+
+    def _face_decision(
+        self, sighting: Sighting, at: datetime, credential: Credential | None
+    ) -> list[AccessEvent]:
+        request = AccessRequest(
+            door=self.door,
+            at=at,
+            method=AccessMethod.FACE,
+            person_id=sighting.person_id,
+            credential=credential,
+            camera=self.camera,
+            distance=sighting.distance,
+            liveness=sighting.liveness,
+            frames=sighting.votes,
+        )
+        decision, self.state = decide(self.policy, self.state, request)
+        if decision.reason is Reason.SECOND_FACTOR_REQUIRED:
+            self._pending_face = (sighting, at)
+        return self._decided(decision, at, sighting)
+
+    def _decided(
+        self, decision: Decision, at: datetime, sighting: Sighting | None
+    ) -> list[AccessEvent]:
+        if decision.opens:
+            if self.open_door is not None:
+                self.open_door(decision)
+            self.alarms.grant(at)
+        elif decision.alert:
+            log.warning(
+                "door %s: block-listed %s — guard must confirm", self.door, decision.person_id
+            )
+        person = decision.person_id
+        extra: dict[str, object] = {}
+        thumbnail: bytes | None = None
+        if sighting is not None:
+            thumbnail = thumbnail_jpeg(sighting.frame, sighting.box)
+            extra = {
+                "camera": self.camera,
+                "distance": sighting.distance,
+                "liveness": sighting.liveness,
+                "attrs": {"track": float(sighting.track_id), "votes": float(sighting.votes)},
+            }
+        event = self.factory.access(
+            door=self.door,
+            kind=AccessKind.DECISION,
+            at=at,
+            reason=decision.reason.value,
+            decision=decision.decision,
+            method=decision.method,
+            thumbnail=thumbnail,
+            person_id=person,
+            person_name=self.names.get(person) if person else None,
+            **extra,
+        )
+        return [event]
+
+    def _alarm_events(self, alarms: list[AlarmEvent]) -> list[AccessEvent]:
+        return [
+            self.factory.access(
+                door=a.door,
+                kind=ALARM_KINDS[a.alarm],
+                at=a.at,
+                reason=a.alarm.value,
+                decision=AccessDecision.ALARM,
+                attrs={k: v for k, v in a.detail.items()},
+            )
+            for a in alarms
+        ]

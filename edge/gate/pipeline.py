@@ -1,0 +1,216 @@
+"""The vision pipeline: frame → motion gate → detect → quality → track → encode/match → vote.
+
+It turns frames into :class:`Sighting` results — one per tracked face once its vote is decided —
+and never talks to a door: :class:`edge.gate.gate.Gate` applies the policy to sightings.
+
+Cost control on a 2-core gateway: detection runs only when something moved (or a face is being
+tracked), on a downscaled frame or a region of interest; a track is encoded only until its
+vote is decided (≈ 94 ms per encoding), while landmarks (≈ 5 ms) keep feeding liveness.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edge.gate import liveness, quality
+from edge.gate.faces import RGB, Box, Face, FaceEngine
+from edge.gate.liveness import LivenessConfig
+from edge.gate.matching import DEFAULT_THRESHOLD, Gallery
+from edge.gate.motion import MotionGate
+from edge.gate.quality import QualityConfig
+from edge.gate.tracker import Track, Tracker, Vote
+
+log = logging.getLogger(__name__)
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    detect_scale: float = Field(
+        1.0, gt=0, le=2, description="Resize factor applied before HOG detection"
+    )
+    upsample: int = Field(0, ge=0, le=2, description="dlib HOG upsampling (0 ≈ 28 ms at 640×480)")
+    roi: tuple[int, int, int, int] | None = Field(
+        None, description="Region of interest (x, y, width, height) in frame pixels"
+    )
+    motion_gating: bool = Field(True, description="Skip detection on still scenes")
+    min_agree: int = Field(
+        2, ge=2, description="Votes that must agree before an identity is decided"
+    )
+    max_votes: int = Field(
+        5, ge=2, description="Votes kept per track; this many without a match = unknown face"
+    )
+    revote_every: int = Field(
+        3, ge=1, description="After an unknown report, re-encode the track every N frames"
+    )
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0, le=1.5, description="Match distance")
+    need_liveness_frames: bool = Field(
+        True, description="Wait for enough landmark frames to score liveness before deciding"
+    )
+    max_wait_frames: int = Field(
+        15, ge=1, description="Frames a decided track waits for liveness frames at most"
+    )
+    jitters: int = Field(1, ge=1, le=10)
+    track_ttl_s: float = Field(1.5, gt=0)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    liveness: LivenessConfig = Field(default_factory=LivenessConfig)
+
+    @model_validator(mode="after")
+    def _votes(self) -> PipelineConfig:
+        if self.max_votes < self.min_agree:
+            raise ValueError("max_votes must be ≥ min_agree")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A tracked face whose identity vote is decided."""
+
+    track_id: int
+    person_id: str | None
+    """None = an unknown face (not in the gallery)."""
+    nearest: str | None
+    distance: float | None
+    votes: int
+    liveness: float
+    blink: bool
+    box: Box
+    frame: RGB = field(repr=False)
+    """The frame of the last encoded face, for the thumbnail."""
+
+
+@dataclass(slots=True)
+class Stats:
+    frames: int = 0
+    still_skipped: int = 0
+    detections: int = 0
+    encodings: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    def __init__(
+        self, engine: FaceEngine, gallery: Gallery, config: PipelineConfig | None = None
+    ) -> None:
+        self.engine = engine
+        self.gallery = gallery
+        self.config = config or PipelineConfig()
+        self.tracker = Tracker(ttl_s=self.config.track_ttl_s)
+        self.motion = MotionGate()
+        self.stats = Stats()
+        self._last_frames: dict[int, RGB] = {}
+        self._waited: Counter[int] = Counter()
+        self._waiting: set[int] = set()
+
+    def set_gallery(self, gallery: Gallery) -> None:
+        """Swap the gallery (atomic reference swap); running votes restart on the new one."""
+        self.gallery = gallery
+        for track in self.tracker.tracks.values():
+            if not track.decided:
+                track.votes.clear()
+
+    def detect(self, rgb: RGB) -> list[Face]:
+        cfg = self.config
+        if cfg.roi is None:
+            boxes = self.engine.detect(rgb, scale=cfg.detect_scale, upsample=cfg.upsample)
+        else:
+            x, y, w, h = cfg.roi
+            crop = np.ascontiguousarray(rgb[y : y + h, x : x + w])
+            found = self.engine.detect(crop, scale=cfg.detect_scale, upsample=cfg.upsample)
+            boxes = [Box(b.left + x, b.top + y, b.right + x, b.bottom + y) for b in found]
+        self.stats.detections += 1
+        return [self.engine.landmarks(rgb, b) for b in boxes]
+
+    def process(self, rgb: RGB, at: datetime, threshold: float | None = None) -> list[Sighting]:
+        """One frame in; the sightings decided on this frame out (usually none)."""
+        cfg = self.config
+        self.stats.frames += 1
+        self.tracker.expire(at)
+        for gone in set(self._last_frames) - set(self.tracker.tracks):
+            self._last_frames.pop(gone, None)
+            self._waited.pop(gone, None)
+            self._waiting.discard(gone)
+        moved = self.motion.moved(rgb) if cfg.motion_gating else True
+        if not moved and not self.tracker.tracks:
+            self.stats.still_skipped += 1
+            return []
+        good: list[Face] = []
+        for face in self.detect(rgb):
+            q = quality.assess(rgb, face, cfg.quality)
+            if q.ok:
+                good.append(face)
+            else:
+                self.stats.rejected[q.reason or "quality"] += 1
+        decided: list[Sighting] = []
+        for track, face in self.tracker.update(good, at):
+            track.landmarks.append(face.landmarks)
+            del track.landmarks[: -cfg.max_wait_frames - cfg.max_votes]
+            if track.decided:
+                if cfg.need_liveness_frames and track.track_id in self._waiting:
+                    sighting = self._settle(track, *track.leader())
+                    if sighting is not None:
+                        decided.append(sighting)
+                continue
+            revote = not track.unknown_reported or track.hits % cfg.revote_every == 0
+            if revote:
+                self._vote(track, rgb, face, threshold or cfg.threshold)
+                del track.votes[: -cfg.max_votes]
+            person, count = track.leader()
+            if person is not None and count >= cfg.min_agree:
+                track.decided = True
+                self._waiting.add(track.track_id)
+                sighting = self._settle(track, person, count)
+                if sighting is not None:
+                    decided.append(sighting)
+            elif len(track.votes) >= cfg.max_votes and not track.unknown_reported:
+                track.unknown_reported = True  # keeps voting, slower, in case it gets closer
+                sighting = self._settle(track, None, len(track.votes))
+                if sighting is not None:
+                    decided.append(sighting)
+        return decided
+
+    def _vote(self, track: Track, rgb: RGB, face: Face, threshold: float) -> None:
+        encoding = self.engine.encode(rgb, face, jitters=self.config.jitters)
+        self.stats.encodings += 1
+        match = self.gallery.match(encoding, threshold)
+        track.votes.append(Vote(match.person_id, match.nearest, match.distance))
+        track.best_face = face
+        self._last_frames[track.track_id] = rgb
+
+    def _settle(self, track: Track, identity: str | None, votes: int) -> Sighting | None:
+        """Build the sighting, or wait (up to ``max_wait_frames``) for liveness frames."""
+        cfg = self.config
+        live = liveness.assess(track.landmarks, cfg.liveness)
+        waiting = cfg.need_liveness_frames and live.frames < cfg.liveness.min_frames
+        if identity is not None and waiting:
+            self._waited[track.track_id] += 1
+            if self._waited[track.track_id] < cfg.max_wait_frames:
+                return None
+        self._waiting.discard(track.track_id)
+        face = track.best_face
+        frame = self._last_frames.get(track.track_id)
+        if face is None or frame is None:
+            return None
+        if identity is None:
+            finite = [v.distance for v in track.votes if np.isfinite(v.distance)]
+            distance = float(np.median(finite)) if finite else None
+        else:
+            distance = track.distance_for(identity)
+        nearest = Counter(v.nearest for v in track.votes).most_common(1)[0][0]
+        return Sighting(
+            track_id=track.track_id,
+            person_id=identity,
+            nearest=nearest,
+            distance=distance,
+            votes=votes,
+            liveness=live.score,
+            blink=live.blink,
+            box=face.box,
+            frame=frame,
+        )
