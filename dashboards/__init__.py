@@ -1,1 +1,100 @@
-"""dashboards"""
+"""The screens people use: manager console, gate terminal, developer console, login.
+
+Static HTML/CSS/vanilla JavaScript (no build step, no Node.js) served by the cloud app, plus the
+small APIs only these screens need (visitor passes, the developer console). The app factory calls
+:func:`mount` once::
+
+    from dashboards import mount
+    mount(app)                      # pages at /, /console, /gate, /dev, /login; assets at /static
+
+Strings live in one JSON catalogue per language (``static/i18n/zh-CN.json``, ``en.json``); times
+are shown in the site's time zone (``time_zone``, Asia/Shanghai by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict
+
+from cloud.auth.deps import public
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+PAGES = HERE / "pages"
+LOCALES = ("zh-CN", "en")
+SCREENS = {
+    "/console": "console.html",
+    "/gate": "gate.html",
+    "/dev": "dev.html",
+    "/login": "login.html",
+}
+
+
+class UiConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time_zone: str
+    default_locale: str
+    locales: tuple[str, ...]
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(PAGES / name, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+def _page_endpoint(name: str) -> Callable[[], FileResponse]:
+    def endpoint() -> FileResponse:
+        return _page(name)
+
+    endpoint.__name__ = "page_" + name.removesuffix(".html")
+    return endpoint
+
+
+def pages_router(config: UiConfig) -> APIRouter:
+    router = APIRouter(dependencies=[Depends(public)], include_in_schema=False)
+
+    @router.get("/")
+    def index() -> RedirectResponse:
+        return RedirectResponse("/console")
+
+    for path, name in SCREENS.items():
+        router.add_api_route(path, _page_endpoint(name), methods=["GET"])
+
+    @router.get("/api/ui/config", include_in_schema=True, tags=["dashboards"])
+    def ui_config() -> UiConfig:
+        """Time zone and languages of the screens (public: the login page needs it)."""
+        return config
+
+    return router
+
+
+def mount(
+    app: FastAPI,
+    *,
+    time_zone: str = "Asia/Shanghai",
+    default_locale: str = "zh-CN",
+    dev_console: bool = True,
+) -> None:
+    """Serve the screens and their APIs on ``app``. Raises ValueError on a bad zone/locale."""
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"dashboards time_zone: unknown IANA zone {time_zone!r}") from exc
+    if default_locale not in LOCALES:
+        raise ValueError(f"dashboards default_locale: {default_locale!r} not in {LOCALES}")
+    from dashboards.api import router as passes_router
+
+    config = UiConfig(time_zone=time_zone, default_locale=default_locale, locales=LOCALES)
+    app.include_router(pages_router(config))
+    app.include_router(passes_router)
+    if dev_console:
+        from dashboards.devapi import router as dev_router
+
+        app.include_router(dev_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="dashboards-static")

@@ -1,0 +1,195 @@
+/* Linli screens: shared helpers (i18n, API calls, time formatting, live stream, header).
+   Plain ES2020, no build step. Every screen loads this file first. */
+"use strict";
+
+const Linli = (() => {
+  const state = { locale: "zh-CN", catalog: {}, timeZone: "Asia/Shanghai", me: null };
+
+  function t(key, vars) {
+    let text = Object.prototype.hasOwnProperty.call(state.catalog, key) ? state.catalog[key] : key;
+    for (const [name, value] of Object.entries(vars || {})) {
+      text = text.split("{" + name + "}").join(String(value));
+    }
+    return text;
+  }
+
+  /* t() for a key that may not exist, e.g. reason codes: fall back to the raw value. */
+  function tOr(key, fallback) {
+    return Object.prototype.hasOwnProperty.call(state.catalog, key) ? state.catalog[key] : fallback;
+  }
+
+  function applyI18n(root) {
+    (root || document).querySelectorAll("[data-i18n]").forEach((el) => {
+      el.textContent = t(el.dataset.i18n);
+    });
+    (root || document).querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.placeholder = t(el.dataset.i18nPlaceholder);
+    });
+    (root || document).querySelectorAll("[data-i18n-title]").forEach((el) => {
+      el.title = t(el.dataset.i18nTitle);
+    });
+    document.documentElement.lang = state.locale;
+  }
+
+  function formatTime(iso, withDate) {
+    if (!iso) return t("common.none");
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return String(iso);
+    const options = { timeZone: state.timeZone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+    if (withDate !== false) Object.assign(options, { year: "numeric", month: "2-digit", day: "2-digit" });
+    return new Intl.DateTimeFormat(state.locale, options).format(date);
+  }
+
+  function formatDuration(seconds) {
+    if (seconds === null || seconds === undefined) return t("common.none");
+    const s = Math.round(seconds);
+    if (s < 60) return s + (state.locale === "en" ? " s" : " 秒");
+    if (s < 3600) return Math.round(s / 60) + (state.locale === "en" ? " min" : " 分钟");
+    return (s / 3600).toFixed(1) + (state.locale === "en" ? " h" : " 小时");
+  }
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(typeof detail === "string" ? detail : JSON.stringify(detail));
+      this.status = status;
+      this.detail = detail;
+    }
+  }
+
+  async function api(path, options) {
+    const opts = Object.assign({ method: "GET", credentials: "same-origin", headers: {} }, options || {});
+    if (opts.json !== undefined) {
+      opts.body = JSON.stringify(opts.json);
+      opts.headers["Content-Type"] = "application/json";
+      delete opts.json;
+    }
+    const response = await fetch(path, opts);
+    if (response.status === 401 && !path.startsWith("/api/auth/login")) {
+      location.href = "/login?next=" + encodeURIComponent(location.pathname);
+      throw new ApiError(401, "not signed in");
+    }
+    const type = response.headers.get("content-type") || "";
+    const body = type.includes("json") ? await response.json() : await response.text();
+    if (!response.ok) throw new ApiError(response.status, body && body.detail !== undefined ? body.detail : body);
+    return body;
+  }
+
+  async function loadCatalog(locale) {
+    const response = await fetch("/static/i18n/" + locale + ".json", { cache: "no-cache" });
+    state.catalog = await response.json();
+    state.locale = locale;
+  }
+
+  function chosenLocale(fallback) {
+    const saved = localStorage.getItem("linli.locale");
+    return saved === "en" || saved === "zh-CN" ? saved : fallback;
+  }
+
+  /* Load config + catalogue; with roles, require a signed-in user (else go to /login). */
+  async function init(options) {
+    const opts = options || {};
+    const config = await api("/api/ui/config");
+    state.timeZone = config.time_zone;
+    let fallback = config.default_locale;
+    if (opts.auth !== false) {
+      state.me = await api("/api/auth/me");
+      fallback = state.me.locale || fallback;
+    }
+    await loadCatalog(chosenLocale(fallback));
+    applyI18n();
+    renderHeader();
+    return state.me;
+  }
+
+  function toggleLocale() {
+    localStorage.setItem("linli.locale", state.locale === "en" ? "zh-CN" : "en");
+    location.reload();
+  }
+
+  async function logout() {
+    try {
+      await api("/api/auth/logout", { method: "POST" });
+    } finally {
+      location.href = "/login";
+    }
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function renderHeader() {
+    const bar = document.getElementById("userbar");
+    if (!bar) return;
+    bar.replaceChildren(
+      state.me ? el("span", { class: "who", id: "who" }, state.me.display_name + " · " + t("role." + state.me.role)) : null,
+      el("span", { class: "conn", id: "conn" }, ""),
+      el("button", { class: "btn ghost", id: "lang", onclick: toggleLocale }, t("common.language")),
+      state.me ? el("button", { class: "btn ghost", id: "logout", onclick: logout }, t("common.logout")) : null,
+    );
+  }
+
+  function setConnected(ok) {
+    const node = document.getElementById("conn");
+    if (!node) return;
+    node.textContent = ok ? "● " + t("common.live") : "○ " + t("common.offline");
+    node.className = "conn " + (ok ? "up" : "down");
+  }
+
+  /* The live stream: calls handler(event) for each JSON message; reconnects with backoff. */
+  function stream(handler) {
+    let delay = 500;
+    function connect() {
+      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      const socket = new WebSocket(scheme + location.host + "/api/stream");
+      socket.onopen = () => {
+        delay = 500;
+        setConnected(true);
+      };
+      socket.onmessage = (message) => {
+        try {
+          handler(JSON.parse(message.data));
+        } catch (error) {
+          console.error("stream message", error);
+        }
+      };
+      socket.onclose = () => {
+        setConnected(false);
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+    }
+    connect();
+  }
+
+  function toast(text, kind) {
+    let box = document.getElementById("toasts");
+    if (!box) {
+      box = el("div", { id: "toasts", class: "toasts" });
+      document.body.append(box);
+    }
+    const item = el("div", { class: "toast " + (kind || "") }, text);
+    box.append(item);
+    setTimeout(() => item.remove(), 6000);
+  }
+
+  function errorText(error) {
+    if (error instanceof ApiError && error.status === 403) return t("common.forbidden");
+    return t("common.error") + ": " + (error && error.message ? error.message : String(error));
+  }
+
+  return { state, t, tOr, applyI18n, formatTime, formatDuration, api, init, el, stream, toast, errorText, ApiError };
+})();

@@ -1,0 +1,338 @@
+/* Manager console: live alert board, alert detail and workflow, site map, devices, gateways, audit. */
+"use strict";
+(async () => {
+  const { t, tOr, api, el, formatTime, formatDuration, toast, errorText } = Linli;
+  /* API paths in one place. */
+  const PATHS = {
+    alerts: (closed) => "/api/alerts" + (closed ? "?include_closed=true&limit=500" : "?limit=500"),
+    alert: (id) => `/api/alerts/${id}`,
+    events: (id) => `/api/alerts/${id}/events`,
+    action: (id, action) => `/api/alerts/${id}/${action}`,
+    kpis: "/api/kpis",
+    devices: "/api/devices",
+    series: (site, id, metric) => `/api/telemetry/${encodeURIComponent(site)}/${encodeURIComponent(id)}?metric=${encodeURIComponent(metric)}&hours=24`,
+    gateways: "/api/gateways",
+    audit: "/api/audit?limit=200",
+  };
+  const SEVERITIES = ["critical", "major", "minor", "warning", "info"];
+  const ACTORS = new Set(["admin", "manager", "responder", "guard"]);
+
+  const me = await Linli.init();
+  const canAct = ACTORS.has(me.role);
+  const alerts = new Map();
+  let selected = null;
+  let sound = localStorage.getItem("linli.sound") !== "off";
+  let audio = null;
+
+  const items = (body) => (Array.isArray(body) ? body : (body && body.items) || []);
+
+  /* ---- sound on critical (WebAudio; browsers allow it after the first user gesture) ---- */
+  function renderSound() {
+    const button = document.getElementById("sound");
+    button.textContent = sound ? t("common.sound_on") : t("common.sound_off");
+  }
+  document.getElementById("sound").addEventListener("click", () => {
+    sound = !sound;
+    localStorage.setItem("linli.sound", sound ? "on" : "off");
+    renderSound();
+    if (sound) beep(1);
+  });
+  renderSound();
+  function beep(times) {
+    if (!sound) return;
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      for (let i = 0; i < times; i += 1) {
+        const osc = audio.createOscillator(), gain = audio.createGain();
+        osc.type = "square";
+        osc.frequency.value = i % 2 ? 660 : 880;
+        gain.gain.value = 0.15;
+        osc.connect(gain).connect(audio.destination);
+        const start = audio.currentTime + i * 0.35;
+        osc.start(start);
+        osc.stop(start + 0.25);
+      }
+      window.linliBeeps = (window.linliBeeps || 0) + 1;
+    } catch (error) {
+      console.warn("sound", error);
+    }
+  }
+
+  /* ---- tabs ---- */
+  const loaders = { map: loadMap, devices: loadDevices, gateways: loadGateways, audit: loadAudit };
+  document.querySelectorAll("#tabs button").forEach((button) => {
+    button.addEventListener("click", () => {
+      document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b === button));
+      document.querySelectorAll("[data-view]").forEach((v) => v.classList.toggle("hidden", v.dataset.view !== button.dataset.tab));
+      const loader = loaders[button.dataset.tab];
+      if (loader) loader().catch((error) => toast(errorText(error), "error"));
+    });
+  });
+
+  /* ---- KPIs ---- */
+  async function loadKpis() {
+    const box = document.getElementById("kpis");
+    try {
+      const k = await api(PATHS.kpis);
+      box.replaceChildren(
+        ...SEVERITIES.map((s) =>
+          el("div", { class: "kpi " + s, dataset: { kpi: s } }, el("div", { class: "value" }, String((k.open_by_severity || {})[s] || 0)), el("div", { class: "label" }, t("severity." + s))),
+        ),
+        el("div", { class: "kpi", dataset: { kpi: "mtta" } }, el("div", { class: "value" }, formatDuration(k.mtta_s)), el("div", { class: "label" }, t("kpi.mtta"))),
+        el("div", { class: "kpi", dataset: { kpi: "mttr" } }, el("div", { class: "value" }, formatDuration(k.mttr_s)), el("div", { class: "label" }, t("kpi.mttr"))),
+      );
+    } catch (error) {
+      box.replaceChildren(el("div", { class: "kpi" }, el("div", { class: "label" }, errorText(error))));
+    }
+  }
+
+  /* ---- alert board ---- */
+  function rank(a) {
+    const unresolved = ["open", "acknowledged", "in_progress"].includes(a.status) ? 0 : 1;
+    return [unresolved, SEVERITIES.indexOf(a.severity), -new Date(a.raised_at).getTime()];
+  }
+  function compare(a, b) {
+    const ra = rank(a), rb = rank(b);
+    for (let i = 0; i < ra.length; i += 1) if (ra[i] !== rb[i]) return ra[i] - rb[i];
+    return b.id - a.id;
+  }
+  function title(a) {
+    return Linli.state.locale === "en" ? a.title_en || a.title_zh : a.title_zh || a.title_en;
+  }
+  function renderList(fresh) {
+    const showClosed = document.getElementById("show-closed").checked;
+    const list = [...alerts.values()].filter((a) => showClosed || a.status !== "closed").sort(compare);
+    const box = document.getElementById("alert-list");
+    if (list.length === 0) {
+      box.replaceChildren(el("p", { class: "muted" }, t("alerts.empty")));
+      return;
+    }
+    box.replaceChildren(
+      ...list.map((a) =>
+        el(
+          "div",
+          {
+            class: "alert-card" + (a.id === selected ? " selected" : "") + (fresh && fresh.has(a.id) ? " new" : ""),
+            dataset: { alertId: a.id, severity: a.severity, status: a.status },
+            onclick: () => select(a.id),
+          },
+          el("div", { class: "bar " + a.severity }),
+          el(
+            "div",
+            {},
+            el("div", { class: "title" }, title(a)),
+            el("div", { class: "meta" }, `${a.subject} · ${formatTime(a.raised_at)}${a.count > 1 ? " · ×" + a.count : ""}`),
+          ),
+          el(
+            "div",
+            {},
+            el("span", { class: "badge sev-" + a.severity }, t("severity." + a.severity)),
+            " ",
+            el("span", { class: "badge st status" }, t("status." + a.status)),
+          ),
+        ),
+      ),
+    );
+  }
+
+  async function loadAlerts() {
+    const body = await api(PATHS.alerts(document.getElementById("show-closed").checked));
+    alerts.clear();
+    for (const a of items(body)) alerts.set(a.id, a);
+    renderList();
+  }
+  document.getElementById("show-closed").addEventListener("change", () => loadAlerts().catch((e) => toast(errorText(e), "error")));
+
+  async function select(id) {
+    selected = id;
+    renderList();
+    const box = document.getElementById("alert-detail");
+    box.replaceChildren(el("p", { class: "muted" }, t("common.loading")));
+    try {
+      const [a, events] = await Promise.all([api(PATHS.alert(id)), api(PATHS.events(id)).catch(() => [])]);
+      alerts.set(a.id, a);
+      renderDetail(a, items(events));
+      renderList();
+    } catch (error) {
+      box.replaceChildren(el("p", { class: "muted" }, errorText(error)));
+    }
+  }
+
+  function actionButton(a, action, enabled, extra) {
+    return el(
+      "button",
+      {
+        class: "btn" + (action === "close" || action === "resolve" ? " ok" : action === "escalate" ? " danger" : ""),
+        dataset: { action },
+        disabled: !canAct || !enabled,
+        onclick: () => act(a.id, action, extra ? extra() : {}),
+      },
+      t("action." + action),
+    );
+  }
+
+  function renderDetail(a, events) {
+    const box = document.getElementById("alert-detail");
+    const unresolved = ["open", "acknowledged", "in_progress"].includes(a.status);
+    const assignee = el("input", { id: "assignee", value: a.assignee || "", placeholder: t("alerts.assignee") });
+    const note = el("textarea", { id: "note", rows: 2, placeholder: t("alerts.comment_placeholder") });
+    const dl = el("dl");
+    const field = (label, value) => dl.append(el("dt", {}, t(label)), el("dd", {}, value === null || value === undefined || value === "" ? t("common.none") : value));
+    field("alerts.subject", a.subject);
+    field("alerts.raised", formatTime(a.raised_at));
+    field("alerts.count", String(a.count));
+    field("alerts.cleared", a.cleared ? formatTime(a.cleared_at) : t("common.none"));
+    field("alerts.assignee", a.assignee);
+    field("alerts.tier", String(a.escalation_tier));
+    if (a.flapping) field("alerts.flapping", "⚠");
+    box.replaceChildren(
+      el("h2", { id: "detail-title" }, el("span", { class: "badge sev-" + a.severity }, t("severity." + a.severity)), " ", title(a)),
+      el("p", {}, el("span", { class: "badge st", id: "detail-status", dataset: { status: a.status } }, t("status." + a.status)), " ", el("span", { class: "muted" }, a.rule_id)),
+      dl,
+      el(
+        "div",
+        { class: "actions" },
+        actionButton(a, "acknowledge", a.status === "open"),
+        actionButton(a, "start", a.status === "acknowledged"),
+        actionButton(a, "resolve", a.status === "acknowledged" || a.status === "in_progress", () => ({ note: note.value || null })),
+        actionButton(a, "close", a.status === "resolved", () => ({ note: note.value || null })),
+        actionButton(a, "escalate", unresolved, () => ({ note: note.value || null })),
+      ),
+      el("div", { class: "row" }, assignee, el("button", { class: "btn ghost", dataset: { action: "assign" }, disabled: !canAct || !unresolved, onclick: () => act(a.id, "assign", { assignee: assignee.value.trim() }) }, t("action.assign"))),
+      el("div", { class: "row" }, note, el("button", { class: "btn ghost", dataset: { action: "comment" }, disabled: !canAct, onclick: () => note.value.trim() && act(a.id, "comment", { note: note.value.trim() }) }, t("action.comment"))),
+      el("h2", {}, t("alerts.timeline")),
+      el(
+        "ul",
+        { class: "timeline", id: "timeline" },
+        ...events.map((e) =>
+          el(
+            "li",
+            { dataset: { kind: e.kind } },
+            el("div", { class: "when" }, formatTime(e.ts) + " · " + e.actor),
+            el("div", {}, tOr("action." + e.kind, e.kind) + (e.to_status && e.to_status !== e.from_status ? " → " + t("status." + e.to_status) : "")),
+            e.note ? el("div", { class: "muted" }, e.note) : null,
+          ),
+        ),
+      ),
+      a.evidence && a.evidence.length ? el("details", {}, el("summary", {}, t("alerts.evidence")), el("pre", { class: "msgs" }, JSON.stringify(a.evidence, null, 1))) : null,
+    );
+  }
+
+  async function act(id, action, body) {
+    try {
+      const updated = await api(PATHS.action(id, action), { method: "POST", json: body || {} });
+      if (updated && updated.id) alerts.set(updated.id, updated);
+      toast(t("action." + action) + " ✓", "ok");
+      await select(id);
+      loadKpis();
+    } catch (error) {
+      toast(errorText(error), "error");
+    }
+  }
+
+  /* ---- live stream ---- */
+  Linli.stream((event) => {
+    if (event.type !== "alert" || !event.alert) return;
+    const a = event.alert;
+    const known = alerts.has(a.id);
+    alerts.set(a.id, a);
+    renderList(known ? null : new Set([a.id]));
+    if (!known && a.severity === "critical") beep(3);
+    if (a.id === selected) select(a.id);
+    loadKpis();
+  });
+
+  /* ---- map, devices, gateways, audit ---- */
+  function deviceState(d) {
+    if (d.approval === "pending") return "pending";
+    if (d.alarm || d.state === "alarm" || d.active_alerts > 0) return "alarm";
+    if (d.online === false || d.state === "offline" || d.stale) return "offline";
+    return "ok";
+  }
+  async function loadMap() {
+    const devices = items(await api(PATHS.devices)).map((d) => Object.assign({}, d, { state: deviceState(d) }));
+    document.getElementById("map").replaceChildren(LinliCharts.siteMap(devices, (d) => showDevice(d)));
+  }
+  async function loadDevices() {
+    const devices = items(await api(PATHS.devices));
+    document.getElementById("device-list").replaceChildren(
+      el(
+        "table",
+        {},
+        el("tr", {}, ...["devices.id", "devices.kind", "devices.place", "devices.gateway", "devices.state", "devices.last_seen"].map((k) => el("th", {}, t(k)))),
+        ...devices.map((d) =>
+          el(
+            "tr",
+            { class: "clickable", onclick: () => showDevice(d), dataset: { device: d.id } },
+            el("td", {}, d.id),
+            el("td", {}, d.kind || ""),
+            el("td", {}, [d.building, d.floor, d.zone].filter(Boolean).join(" / ")),
+            el("td", {}, d.gateway || ""),
+            el("td", {}, t("state." + deviceState(d))),
+            el("td", {}, formatTime(d.last_seen)),
+          ),
+        ),
+      ),
+    );
+  }
+  async function showDevice(d) {
+    document.querySelector('#tabs button[data-tab="devices"]').click();
+    const box = document.getElementById("device-detail");
+    const metrics = d.metrics && d.metrics.length ? d.metrics : [];
+    box.replaceChildren(el("h2", {}, `${d.id} · ${d.kind || ""}`), el("p", { class: "muted" }, t("devices.chart")));
+    for (const metric of metrics) {
+      try {
+        const series = items(await api(PATHS.series(d.site, d.id, metric)));
+        box.append(el("h3", {}, metric), series.length ? LinliCharts.line(series.map((p) => ({ t: p.t || p.ts || p.bucket, avg: p.avg ?? p.value, min: p.min, max: p.max }))) : el("p", { class: "muted" }, t("devices.no_data")));
+      } catch (error) {
+        box.append(el("p", { class: "muted" }, metric + ": " + errorText(error)));
+      }
+    }
+    if (metrics.length === 0) box.append(el("p", { class: "muted" }, t("devices.no_data")));
+  }
+  async function loadGateways() {
+    const gateways = items(await api(PATHS.gateways));
+    document.getElementById("gateway-list").replaceChildren(
+      el(
+        "table",
+        {},
+        el("tr", {}, ...["gateways.id", "gateways.status", "gateways.last_seen", "gateways.gaps", "gateways.version"].map((k) => el("th", {}, t(k)))),
+        ...gateways.map((g) =>
+          el(
+            "tr",
+            { dataset: { gateway: g.id } },
+            el("td", {}, `${g.site ? g.site + "/" : ""}${g.id}`),
+            el("td", {}, t("state." + (g.status === "online" || g.online ? "online" : "offline"))),
+            el("td", {}, formatTime(g.last_seen)),
+            el("td", {}, String(g.open_gaps ?? g.gaps ?? 0)),
+            el("td", {}, g.agent_version || ""),
+          ),
+        ),
+      ),
+    );
+  }
+  async function loadAudit() {
+    const rows = items(await api(PATHS.audit));
+    document.getElementById("audit-list").replaceChildren(
+      el(
+        "table",
+        { id: "audit-table" },
+        el("tr", {}, ...["audit.ts", "audit.actor", "audit.action", "audit.target", "audit.detail"].map((k) => el("th", {}, t(k)))),
+        ...rows.map((r) =>
+          el(
+            "tr",
+            { dataset: { action: r.action } },
+            el("td", {}, formatTime(r.ts)),
+            el("td", {}, r.actor),
+            el("td", {}, r.action),
+            el("td", {}, r.target),
+            el("td", { class: "muted" }, JSON.stringify(r.detail)),
+          ),
+        ),
+      ),
+    );
+  }
+
+  await Promise.all([loadKpis(), loadAlerts().catch((error) => toast(errorText(error), "error"))]);
+  document.body.dataset.ready = "1";
+})();

@@ -1,0 +1,25 @@
+"use strict";
+(async () => {
+  const { t, api } = Linli;
+  await Linli.init({ auth: false });
+  const HOME = { guard: "/gate", admin: "/console", manager: "/console", responder: "/console", resident: "/gate", viewer: "/console" };
+  const next = new URLSearchParams(location.search).get("next");
+  document.getElementById("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = document.getElementById("error");
+    error.textContent = "";
+    const username = document.getElementById("username").value.trim();
+    const password = document.getElementById("password").value;
+    try {
+      const result = await api("/api/auth/login", { method: "POST", json: { username, password } });
+      const target = next && next.startsWith("/") && !next.startsWith("//") ? next : HOME[result.user.role] || "/console";
+      location.href = target;
+    } catch (err) {
+      if (err.status === 429) {
+        error.textContent = t("login.locked", { s: 60 });
+      } else {
+        error.textContent = t("login.failed");
+      }
+    }
+  });
+})();

@@ -1,0 +1,51 @@
+"""The pages and assets are served; the UI config carries the site's time zone."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+import dashboards
+
+
+@pytest.mark.parametrize("path", ["/console", "/gate", "/dev", "/login"])
+def test_pages_are_served_without_a_session(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/js/common.js">' in response.text
+
+
+def test_root_redirects_to_console(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code in (302, 307) and response.headers["location"] == "/console"
+
+
+def test_static_assets_and_catalogues(client: TestClient) -> None:
+    for path in ["/static/css/linli.css", "/static/js/console.js", "/static/i18n/zh-CN.json"]:
+        assert client.get(path).status_code == 200, path
+    assert client.get("/static/i18n/fr.json").status_code == 404
+
+
+def test_ui_config_default_and_custom() -> None:
+    app = FastAPI()
+    dashboards.mount(app, time_zone="Europe/Paris", default_locale="en", dev_console=False)
+    with TestClient(app) as client:
+        assert client.get("/api/ui/config").json() == {
+            "time_zone": "Europe/Paris",
+            "default_locale": "en",
+            "locales": ["zh-CN", "en"],
+        }
+        assert client.get("/api/dev/scenarios").status_code == 404  # not mounted
+
+
+def test_default_time_zone_is_shanghai(client: TestClient) -> None:
+    assert client.get("/api/ui/config").json()["time_zone"] == "Asia/Shanghai"
+
+
+def test_bad_settings_fail_at_mount() -> None:
+    with pytest.raises(ValueError, match="time_zone"):
+        dashboards.mount(FastAPI(), time_zone="Mars/Olympus")
+    with pytest.raises(ValueError, match="default_locale"):
+        dashboards.mount(FastAPI(), default_locale="fr")
