@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any, cast
 
@@ -20,6 +21,10 @@ from cloud.faces.tables import (
     FacePerson,
 )
 from edge.gate import bundle as bundles
+
+
+def _info(row: FaceGalleryVersion) -> VersionInfo:
+    return VersionInfo(row.version, row.sha256, row.size, row.created_at, row.token)
 
 
 class DbGallery:
@@ -115,7 +120,9 @@ class DbGallery:
                 current = s.scalar(select(func.max(FaceGalleryVersion.version))) or 0
             version = current + 1
             data = make_bundle(self, version, at)
-            info = VersionInfo(version, bundles.sha256(data), len(data), at)
+            info = VersionInfo(
+                version, bundles.sha256(data), len(data), at, secrets.token_urlsafe(24)
+            )
             try:
                 with self._s() as s, s.begin():
                     s.add(
@@ -123,6 +130,7 @@ class DbGallery:
                             version=version,
                             sha256=info.sha256,
                             size=info.size,
+                            token=info.token,
                             created_at=at,
                             data=data,
                         )
@@ -137,11 +145,14 @@ class DbGallery:
             row = s.scalars(
                 select(FaceGalleryVersion).order_by(FaceGalleryVersion.version.desc()).limit(1)
             ).first()
-            return (
-                None
-                if row is None
-                else VersionInfo(row.version, row.sha256, row.size, row.created_at)
-            )
+            return None if row is None else _info(row)
+
+    def version_info(self, version: int) -> VersionInfo:
+        with self._s() as s:
+            row = s.get(FaceGalleryVersion, version)
+            if row is None:
+                raise NotFound(f"gallery version {version} not found")
+            return _info(row)
 
     def bundle(self, version: int) -> bytes:
         with self._s() as s:

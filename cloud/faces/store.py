@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +57,8 @@ class VersionInfo:
     sha256: str
     size: int
     created_at: datetime
+    token: str
+    """Capability for fetching this version's bundle (the edge gets it in the URL)."""
 
 
 class GalleryStore(Protocol):
@@ -76,6 +79,7 @@ class GalleryStore(Protocol):
     def erased(self) -> list[str]: ...
     def publish(self, at: datetime) -> VersionInfo: ...
     def latest(self) -> VersionInfo | None: ...
+    def version_info(self, version: int) -> VersionInfo: ...
     def bundle(self, version: int) -> bytes: ...
     def purge_thumbnails(self, now: datetime) -> int: ...
     def thumbnails(self) -> int: ...
@@ -191,9 +195,15 @@ class FileGallery:
         data = make_bundle(self, version, at)
         self.bundle_dir.mkdir(parents=True, exist_ok=True)
         (self.bundle_dir / f"{version}.json").write_bytes(data)
-        info = VersionInfo(version, bundles.sha256(data), len(data), at)
+        info = VersionInfo(version, bundles.sha256(data), len(data), at, secrets.token_urlsafe(24))
         self._data["versions"].append(
-            {"version": version, "sha256": info.sha256, "size": info.size, "at": _iso(at)}
+            {
+                "version": version,
+                "sha256": info.sha256,
+                "size": info.size,
+                "at": _iso(at),
+                "token": info.token,
+            }
         )
         self._save()
         return info
@@ -202,7 +212,13 @@ class FileGallery:
         if not self._data["versions"]:
             return None
         v = self._data["versions"][-1]
-        return VersionInfo(v["version"], v["sha256"], v["size"], _dt(v["at"]))
+        return VersionInfo(v["version"], v["sha256"], v["size"], _dt(v["at"]), v["token"])
+
+    def version_info(self, version: int) -> VersionInfo:
+        for v in self._data["versions"]:
+            if v["version"] == version:
+                return VersionInfo(v["version"], v["sha256"], v["size"], _dt(v["at"]), v["token"])
+        raise NotFound(f"gallery version {version} not found")
 
     def bundle(self, version: int) -> bytes:
         path = self.bundle_dir / f"{int(version)}.json"

@@ -74,6 +74,7 @@ class FaceGalleryVersion(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(_UtcDateTime)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 

@@ -1,0 +1,75 @@
+"""``/api/faces``: gallery bundles for edges, and the latest version for staff.
+
+``GET /api/faces/gallery/{version}?token=…`` serves a published bundle's exact bytes (the edge
+checks their SHA-256 from the ``gallery.sync`` command). Gateways have no user session, so
+this route is public but needs the version's capability token, which only travels inside the
+``gallery.sync`` command. ``GET /api/faces/gallery`` (staff) describes the latest version.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import AwareDatetime, BaseModel
+from starlette.requests import HTTPConnection
+
+from cloud.auth.deps import Staff, public
+from cloud.faces.dbstore import DbGallery
+from cloud.faces.store import GalleryStore, NotFound
+
+router = APIRouter(prefix="/api/faces", tags=["faces"])
+
+
+def gallery_store(conn: HTTPConnection) -> GalleryStore:
+    """``app.state.faces_store`` if set, else the database gallery on ``app.state.engine``."""
+    store: GalleryStore | None = getattr(conn.app.state, "faces_store", None)
+    if store is not None:
+        return store
+    engine = getattr(conn.app.state, "engine", None)
+    if engine is None:
+        raise RuntimeError("no faces_store or engine on app.state (lifespan not started?)")
+    return DbGallery(engine)
+
+
+Store = Annotated[GalleryStore, Depends(gallery_store)]
+
+
+class GalleryVersionOut(BaseModel):
+    version: int
+    sha256: str
+    size: int
+    created_at: AwareDatetime
+
+
+@router.get("/gallery", response_model=GalleryVersionOut)
+def latest_version(store: Store, _user: Staff) -> GalleryVersionOut:
+    info = store.latest()
+    if info is None:
+        raise HTTPException(404, "no gallery version published yet")
+    return GalleryVersionOut(
+        version=info.version, sha256=info.sha256, size=info.size, created_at=info.created_at
+    )
+
+
+@router.get(
+    "/gallery/{version}",
+    dependencies=[Depends(public)],
+    responses={200: {"content": {"application/json": {}}}, 403: {}, 404: {}},
+)
+def gallery_bundle(
+    version: int, store: Store, token: Annotated[str, Query(max_length=128)] = ""
+) -> Response:
+    try:
+        info = store.version_info(version)
+        data = store.bundle(version)
+    except NotFound:
+        raise HTTPException(404, f"gallery version {version} not found") from None
+    if not token or not secrets.compare_digest(token, info.token):
+        raise HTTPException(403, "missing or wrong gallery token")
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"X-Linli-SHA256": info.sha256, "Cache-Control": "no-store"},
+    )
