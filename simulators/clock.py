@@ -1,16 +1,19 @@
-"""The simulated clock: real time, accelerated time, or accelerated time that ends at "now".
+"""The simulated clock: real time, or accelerated time.
 
 Every reading a simulated gateway makes carries a timestamp from this clock, so a scenario that
-covers 24 hours can run in a minute. Three ways to map real time to simulated time:
+covers 24 hours can run in a minute:
 
 ``realtime``  sim = real. For short scenarios (seconds to minutes) and the demo.
-``ahead``     sim starts at real "now" and runs ``speed`` times faster: timestamps run into
-              the future.
-``catch_up``  sim starts ``span`` seconds before the real end of the run and runs ``speed``
-              times faster, so that it meets real time exactly when the run ends: timestamps are
-              in the past while the run goes, never in the future, and at the end the event
-              times and the cloud's wall clock agree. This is the mode for long scenarios
-              against a cloud whose timers (no-data, escalation) run on the wall clock.
+``ahead``     sim starts at real "now" and runs ``speed`` times faster, so timestamps run
+              ahead of the wall clock.
+
+How the cloud sees accelerated time: ingest stores the readings with their (future) event
+times and every rule that works on event time (thresholds, durations, windows, correlation)
+sees the accelerated history as it would a real one. Timers that fire on *silence* (no-data,
+e.g. "no activity for 24 h") are driven by the cloud rules runner's tick, which uses the wall
+clock; a test that runs the cloud in-process drives that tick with the simulated clock
+(``ScenarioRun(..., on_tick=lambda t: runner.tick(utc(t)))``). Against a remote cloud an
+accelerated silence is not seen until the wall clock gets there, and the report says so.
 
 The clock is a pure function of the real monotonic time it is given (:meth:`SimClock.at`), so it
 is tested without sleeping; :meth:`SimClock.now` reads ``time.time`` once at start and
@@ -29,7 +32,6 @@ from simulators.errors import SimulatorError
 class ClockMode(StrEnum):
     REALTIME = "realtime"
     AHEAD = "ahead"
-    CATCH_UP = "catch_up"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,21 +52,15 @@ class SimClock:
         mode: ClockMode = ClockMode.REALTIME,
         *,
         speed: float = 1.0,
-        span: float = 0.0,
         wall: float | None = None,
         mono: float | None = None,
     ) -> SimClock:
-        """A clock starting now. ``span`` is the simulated length of the run (``catch_up``)."""
+        """A clock starting now (or at ``wall``/``mono``, for tests)."""
         wall = time.time() if wall is None else wall
         mono = time.monotonic() if mono is None else mono
         if mode is ClockMode.REALTIME:
             return cls(wall, mono, 1.0)
-        if mode is ClockMode.AHEAD:
-            return cls(wall, mono, speed)
-        if span < 0:
-            raise SimulatorError(f"clock span must be >= 0, not {span}")
-        real_length = span / speed
-        return cls(wall + real_length - span, mono, speed)
+        return cls(wall, mono, speed)
 
     def at(self, mono: float) -> float:
         """Simulated epoch seconds at real monotonic time ``mono``."""

@@ -73,8 +73,12 @@ class ScenarioRun:
         *,
         sitefile: SiteFile | None = None,
         cloud: CloudClient | None = None,
+        on_tick: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        """``on_tick(sim_now)`` is called every ``poll/2`` real seconds with the simulated time:
+        a test running the cloud in-process drives the rules runner's timers with it."""
         self.scenario = scenario
+        self.on_tick = on_tick
         self.options = options
         self.sitefile = sitefile or load_site(scenario.resolve(scenario.site))
         self.site = options.site or self.sitefile.site
@@ -82,9 +86,7 @@ class ScenarioRun:
         self.seen = _Seen()
         self.notes: list[str] = []
         self.t0 = 0.0  # simulated epoch time of the timeline start
-        spec = scenario.clock
-        span = spec.settle + scenario.duration
-        self.clock = SimClock.start(spec.mode, speed=spec.speed, span=span)
+        self.clock = SimClock.start(scenario.clock.mode, speed=scenario.clock.speed)
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- time ---------------------------------------------------------------------------------
@@ -121,20 +123,31 @@ class ScenarioRun:
             self.t0 = self.clock.now()
             async with asyncio.TaskGroup() as tg:
                 poller = tg.create_task(self._poller(), name="sim:poller")
+                ticker = tg.create_task(self._ticker(), name="sim:ticker")
                 await self._timeline()
                 await self._until_done()
                 poller.cancel()
+                ticker.cancel()
                 for task in self._tasks:
                     task.cancel()
             if self.cloud is not None:
                 await self._poll()
         return self.report()
 
+    def cloud_sitefile(self) -> SiteFile:
+        """The site file as the cloud must know it for this run (under the run's site id)."""
+        return self.sitefile.model_copy(update={"site": self.site})
+
     def report(self) -> CheckReport:
         slack = self.clock.speed * self.options.poll
         notes = [*self.notes, *self.seen.errors[-5:]]
         if self.cloud is None:
             notes.append("no cloud given: alerts were not checked")
+        if self.clock.speed != 1.0 and self.on_tick is None:
+            notes.append(
+                "accelerated clock without a cloud clock hook: silence (no-data) timers of "
+                "the cloud run on its wall clock and may not fire within the run"
+            )
         return check(
             self.scenario.name,
             self.scenario.expect,
@@ -171,6 +184,13 @@ class ScenarioRun:
         while True:
             await asyncio.sleep(self.options.poll)
             await self._poll()
+
+    async def _ticker(self) -> None:
+        if self.on_tick is None:
+            return
+        while True:
+            await self.on_tick(self.clock.now())
+            await asyncio.sleep(self.options.poll / 2)
 
     async def _poll(self, *, baseline: bool = False) -> None:
         assert self.cloud is not None

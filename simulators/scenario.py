@@ -237,7 +237,7 @@ class ClockSpec(_Model):
     @model_validator(mode="after")
     def _speed(self) -> ClockSpec:
         if self.mode is ClockMode.REALTIME and self.speed != 1.0:
-            raise ValueError("speed needs mode 'ahead' or 'catch_up'")
+            raise ValueError("speed needs mode 'ahead'")
         return self
 
 

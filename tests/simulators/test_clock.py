@@ -22,15 +22,6 @@ def test_ahead_runs_faster_from_now() -> None:
     assert c.mono_of(WALL + 120.0) == 102.0
 
 
-def test_catch_up_ends_at_the_real_end_of_the_run() -> None:
-    span = 86400.0
-    c = SimClock.start(ClockMode.CATCH_UP, speed=1440, span=span, wall=WALL, mono=0.0)
-    real_length = span / 1440
-    assert c.at(0.0) == pytest.approx(WALL + real_length - span)
-    assert c.at(real_length) == pytest.approx(WALL + real_length)  # meets the wall clock
-    assert c.at(real_length / 2) < WALL + real_length / 2  # in the past while running
-
-
 def test_bad_speed_is_refused() -> None:
     with pytest.raises(SimulatorError, match="speed"):
         SimClock(WALL, 0.0, 0.0)
