@@ -47,11 +47,11 @@ Channel = Annotated[WebhookChannel | EmailChannel | InAppChannel, Field(discrimi
 
 
 def _inapp_for_all() -> dict[Severity, tuple[str, ...]]:
-    return {s: ("inapp",) for s in Severity}
+    return {s: ("app",) for s in Severity}
 
 
 def _inapp_channel() -> dict[str, WebhookChannel | EmailChannel | InAppChannel]:
-    return {"inapp": InAppChannel()}
+    return {"app": InAppChannel()}
 
 
 class Tier(_Model):
@@ -68,7 +68,7 @@ class EscalationPolicy(_Model):
         description="Channels notified when an alert of this severity is raised",
     )
     tiers: tuple[Tier, ...] = Field(
-        default=(Tier(after_s=300, channels=("inapp",), label="duty manager"),),
+        default=(Tier(after_s=300, channels=("app",), label="duty manager"),),
         description="Unacknowledged alerts climb these tiers in order",
     )
     min_severity: Severity = Field(
@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LINLI_", extra="forbid", frozen=True)
 
     db_url: str = Field("sqlite:///linli.db", description="SQLAlchemy URL (SQLite or PostgreSQL)")
+    create_schema: bool = Field(True, description="Bring the database schema up to date at start")
+    mqtt_enabled: bool = Field(True, description="Connect to the broker (ingest and commands)")
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)
     mqtt_client_id: str = Field("linli-cloud", description="Ingest's persistent session id")
@@ -113,6 +115,12 @@ class Settings(BaseSettings):
         description="Named notification channels",
     )
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    default_timezone: str = Field(
+        "Asia/Shanghai", description="IANA time zone for rule schedules and the screens"
+    )
+    site_timezones: dict[str, str] = Field(
+        default_factory=dict, description="Per-site IANA time zones (overrides the default)"
+    )
     static_dashboards: bool = Field(True, description="Mount dashboards/ if present")
     cors_origins: tuple[str, ...] = ()
 

@@ -81,3 +81,8 @@ class Kpis(BaseModel):
     mttr_s: float | None
     acknowledged_count: int
     resolved_count: int
+
+
+def live_event(alert: AlertOut, change: str) -> dict[str, Any]:
+    """The live-stream form of an alert change."""
+    return {"type": "alert", "change": change, "alert": alert.model_dump(mode="json")}

@@ -1,0 +1,255 @@
+"""The app factory: ``create_app(settings)``; the lifespan owns every client and loop.
+
+Inside one TaskGroup (cancelled and awaited on shutdown): MQTT ingest (its ``on_stored`` hook
+feeds the rules runner), the MQTT publisher (commands, retained configs), the rules timer, the
+escalation timer and the notifier's workers. Each loop is supervised: a crash restarts it with
+backoff instead of stopping the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.orm import sessionmaker
+
+from cloud.alerts.escalator import Escalator
+from cloud.api.metrics import make_registry
+from cloud.api.routers import (
+    access,
+    alerts,
+    commands,
+    kpis,
+    notifications,
+    registry,
+    rules,
+    stream,
+    system,
+    telemetry,
+)
+from cloud.api.services import Services
+from cloud.api.supervise import supervised
+from cloud.commands.publisher import Publisher
+from cloud.db import create_schema, make_engine
+from cloud.ingest.config import IngestConfig
+from cloud.ingest.service import Ingest
+from cloud.notify.dispatcher import Notifier
+from cloud.notify.hub import Hub
+from cloud.registry.service import Registry
+from cloud.rules.configs import ConfigPusher
+from cloud.rules.effects import Effects
+from cloud.rules.packs import load_packs
+from cloud.rules.runner import RulesRunner
+from cloud.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OPTIONAL_ROUTERS = ("cloud.auth.router", "cloud.faces.router")
+
+
+def _include_optional(app: FastAPI) -> list[str]:
+    included = []
+    for name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                log.info("%s not installed; its routes are off", name)
+                continue
+            raise
+        app.include_router(module.router)
+        included.append(name)
+    return included
+
+
+def _mount_dashboards(app: FastAPI, settings: Settings) -> bool:
+    try:
+        dashboards = importlib.import_module("dashboards")
+    except ModuleNotFoundError:
+        return False
+    mount = getattr(dashboards, "mount", None)
+    if mount is None:
+        return False
+    mount(app, time_zone=settings.default_timezone)
+    return True
+
+
+def build_services(settings: Settings) -> Services:
+    """Everything the lifespan runs, built (not started) from settings."""
+    engine = make_engine(settings.db_url)
+    if settings.create_schema:
+        create_schema(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    ruleset = load_packs(settings.rule_files, include_default=settings.default_pack)
+    sources = (("default pack",) if settings.default_pack else ()) + tuple(
+        str(p) for p in settings.rule_files
+    )
+    reg = Registry(engine)
+    hub = Hub()
+    notifier = Notifier(
+        settings.channels, sessions, hub, whistle_url=settings.escalation.whistle_url
+    )
+    publisher = (
+        Publisher(
+            settings.mqtt_host,
+            settings.mqtt_port,
+            f"{settings.mqtt_client_id}-pub-{settings.shard_index}",
+            username=settings.mqtt_username,
+            password=settings.mqtt_password,
+        )
+        if settings.mqtt_enabled
+        else None
+    )
+    effects = Effects(settings, sessions, notifier, hub, publisher)
+    escalator = Escalator(settings.escalation, sessions, notifier, hub)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        registry=reg,
+        hub=hub,
+        notifier=notifier,
+        effects=effects,
+        escalator=escalator,
+        ruleset=ruleset,
+        rule_sources=sources,
+        publisher=publisher,
+    )
+    if publisher is not None:
+        services.pusher = ConfigPusher(ruleset, sessions, publisher)
+    if settings.rules_enabled:
+        pusher = services.pusher
+        services.runner = RulesRunner(
+            ruleset,
+            sessions,
+            reg.lookup,
+            effects,
+            hub,
+            shard_index=settings.shard_index,
+            shard_count=settings.shard_count,
+            timezones=settings.site_timezones,
+            default_timezone=settings.default_timezone,
+            on_gateway_online=(
+                None if pusher is None else lambda site, gw: _spawn(pusher.push(site, gw))
+            ),
+        )
+    if settings.mqtt_enabled and settings.ingest_enabled:
+        services.ingest = Ingest(
+            IngestConfig(
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                client_id=settings.mqtt_client_id,
+                username=settings.mqtt_username,
+                password=settings.mqtt_password,
+            ),
+            engine,
+            reg,
+            on_stored=None if services.runner is None else services.runner.on_stored,
+        )
+    return services
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: object) -> None:
+    task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    services = await asyncio.to_thread(build_services, settings)
+    # Hub, notifier and publisher must belong to this loop: rebuild their loop binding here.
+    for component in (services.hub, services.notifier, services.publisher):
+        if component is not None:
+            component.bind_loop()
+    app.state.services = services
+    app.state.engine = services.engine
+    app.state.sessionmaker = services.sessions
+    app.state.metrics_registry = make_registry(services)
+    runner = services.runner
+    if runner is not None and await asyncio.to_thread(runner.restore_state):
+        log.info("rules state restored for shard %s", runner.shard_name)
+    fails = services.task_failures
+    tick = settings.tick_s
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(supervised("notifier", services.notifier.run, fails))]
+        if services.publisher is not None:
+            tasks.append(tg.create_task(supervised("publisher", services.publisher.run, fails)))
+        if services.ingest is not None:
+            ingest = services.ingest
+            tasks.append(tg.create_task(supervised("ingest", ingest.run, fails)))
+            tasks.append(tg.create_task(_mark_ready(ingest, services.ingest_ready)))
+        if runner is not None:
+            tasks.append(tg.create_task(supervised("rules-timer", lambda: runner.run(tick), fails)))
+        tasks.append(
+            tg.create_task(supervised("escalation", lambda: services.escalator.run(tick), fails))
+        )
+        if services.pusher is not None:
+            tasks.append(tg.create_task(_push_configs(services.pusher)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+    if runner is not None:
+        try:
+            await asyncio.to_thread(runner.save_state)
+        except Exception:  # shutdown must finish even if the database is gone
+            log.exception("could not save rules state")
+    services.engine.dispose()
+
+
+async def _push_configs(pusher: ConfigPusher) -> None:
+    count = await pusher.push_all()
+    log.info("rule configs published to %d gateways", count)
+
+
+async def _mark_ready(ingest: Ingest, ready: asyncio.Event) -> None:
+    await ingest.wait_subscribed()
+    ready.set()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The Linli cloud app. ``settings`` default to the ``LINLI_*`` environment."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Linli cloud",
+        version="0.1.0",
+        description="Alerts, devices, telemetry, access events and commands of a Linli site.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for router in (
+        system.router,
+        alerts.router,
+        rules.router,
+        commands.router,
+        registry.router,
+        telemetry.router,
+        access.router,
+        kpis.router,
+        notifications.router,
+        stream.router,
+    ):
+        app.include_router(router)
+    app.state.optional_routers = _include_optional(app)
+    if settings.static_dashboards:
+        app.state.dashboards = _mount_dashboards(app, settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    return app

@@ -1,0 +1,1 @@
+"""One router per resource. Every route carries a role check (``cloud.auth.deps``)."""

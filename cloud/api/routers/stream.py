@@ -1,0 +1,55 @@
+"""``/api/stream``: a WebSocket of live alerts, access events and notifications.
+
+Sign in with the session cookie, ``Authorization: Bearer``, or ``?token=``. ``?topics=alert,access``
+narrows what is sent. Access events (faces, names) go to staff only. The server sends
+``{"type": "hello"}`` first, then one JSON object per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+
+from cloud.api.services import Svc
+from cloud.auth.deps import STAFF, Principal, require_roles
+
+router = APIRouter(tags=["stream"])
+AnyUser = Annotated[Principal, Depends(require_roles())]
+TOPICS = frozenset({"alert", "access", "notification"})
+
+
+@router.websocket("/api/stream")
+async def stream(websocket: WebSocket, who: AnyUser, svc: Svc, topics: str | None = None) -> None:
+    wanted = TOPICS if not topics else frozenset(t.strip() for t in topics.split(",")) & TOPICS
+    if who.role not in STAFF:
+        wanted = wanted - {"access"}
+    await websocket.accept()
+    async with svc.hub.subscribe(wanted) as sub:
+        await websocket.send_json({"type": "hello", "topics": sorted(wanted), "user": who.username})
+        receiver = asyncio.create_task(_drain(websocket))
+        try:
+            while not receiver.done():
+                getter = asyncio.create_task(sub.get())
+                done, _ = await asyncio.wait(
+                    {getter, receiver}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter not in done:
+                    getter.cancel()
+                    break
+                await websocket.send_json(getter.result())
+        except WebSocketDisconnect:
+            pass
+        finally:
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await receiver
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read (and ignore) client messages so a disconnect is noticed at once."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()

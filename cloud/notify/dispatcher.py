@@ -1,0 +1,197 @@
+"""The notifier: a bounded queue of (channel, notice) and workers that deliver with retries.
+
+Every delivery attempt's outcome lands in the alert's timeline (``notified`` /
+``notify_failed``), so "did the fire brigade get the whistle?" is answered by the audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.alerts import service as alerts
+from cloud.alerts.tables import Notification
+from cloud.notify.channels import DeliveryError, Notice, post_json, send_email, send_webhook
+from cloud.notify.hub import Hub
+from cloud.notify.loop import LoopBound
+from cloud.settings import Channel, EmailChannel, InAppChannel, WebhookChannel
+
+log = logging.getLogger(__name__)
+
+WHISTLE = "whistle"
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    channel: str
+    notice: Notice
+    url: str | None = None  # the whistle's own URL
+
+
+class Notifier(LoopBound):
+    def __init__(
+        self,
+        channels: dict[str, Channel],
+        sessions: sessionmaker[Session],
+        hub: Hub,
+        *,
+        whistle_url: str | None = None,
+        queue_size: int = 1000,
+        attempts: int = 3,
+        backoff_s: float = 0.5,
+        workers: int = 3,
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.sessions = sessions
+        self.hub = hub
+        self.whistle_url = whistle_url
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.workers = workers
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue(queue_size)
+        self.sent: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.dropped = 0
+
+    def submit(self, channels: Iterable[str], notice: Notice) -> None:
+        """Queue ``notice`` for each named channel; never blocks (a full queue drops, counted)."""
+        for name in dict.fromkeys(channels):
+            if name not in self.channels:
+                log.warning(
+                    "notice for unknown channel %r (alert %s) dropped", name, notice.alert_id
+                )
+                self.failed[name] += 1
+                continue
+            self._put(_Job(name, notice))
+
+    def whistle(self, notice: Notice) -> None:
+        """Call the outside department's whistle webhook (critical alerts escalating)."""
+        if self.whistle_url is None:
+            return
+        self._put(_Job(WHISTLE, notice, self.whistle_url))
+
+    def _put(self, job: _Job) -> None:
+        self._in_loop(lambda: self._put_now(job))
+
+    def _put_now(self, job: _Job) -> None:
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.error(
+                "notification queue full: %s for alert %s dropped", job.channel, job.notice.alert_id
+            )
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        """The workers; run inside the app's TaskGroup until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            for i in range(self.workers):
+                tg.create_task(self._worker(), name=f"notify-worker-{i}")
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._deliver(job)
+            finally:
+                self._queue.task_done()
+
+    async def join(self) -> None:
+        """Wait until every queued notice was delivered or given up (tests, shutdown)."""
+        await self._queue.join()
+
+    async def _deliver(self, job: _Job) -> None:
+        error = ""
+        attempt = 0
+        for attempt in range(1, self.attempts + 1):
+            try:
+                await self._send(job)
+            except DeliveryError as exc:
+                error = exc.detail
+                log.warning(
+                    "notify %s (alert %s) attempt %d failed: %s",
+                    job.channel,
+                    job.notice.alert_id,
+                    attempt,
+                    exc.detail,
+                )
+                if attempt < self.attempts:
+                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+                continue
+            self.sent[job.channel] += 1
+            await self._record(job, ok=True, attempts=attempt, error=None)
+            return
+        self.failed[job.channel] += 1
+        await self._record(job, ok=False, attempts=attempt, error=error)
+
+    async def _send(self, job: _Job) -> None:
+        if job.url is not None:
+            await post_json(job.channel, job.url, job.notice.model_dump(mode="json"), 10.0)
+            return
+        channel = self.channels[job.channel]
+        if isinstance(channel, WebhookChannel):
+            await send_webhook(job.channel, channel, job.notice)
+        elif isinstance(channel, EmailChannel):
+            await send_email(job.channel, channel, job.notice)
+        elif isinstance(channel, InAppChannel):
+            await asyncio.to_thread(self._store_inapp, channel, job.notice)
+            self.hub.publish(
+                {
+                    "type": "notification",
+                    "roles": list(channel.roles),
+                    "notice": job.notice.model_dump(mode="json"),
+                }
+            )
+
+    def _store_inapp(self, channel: InAppChannel, notice: Notice) -> None:
+        now = datetime.now(UTC)
+        with self.sessions.begin() as db:
+            for role in channel.roles:
+                db.add(
+                    Notification(
+                        ts=now,
+                        alert_id=notice.alert_id,
+                        role=role,
+                        severity=notice.severity,
+                        title_en=notice.title_en,
+                        title_zh=notice.title_zh,
+                        reason=notice.kind,
+                    )
+                )
+
+    async def _record(self, job: _Job, *, ok: bool, attempts: int, error: str | None) -> None:
+        if job.notice.alert_id is None:
+            return
+        alert_id = job.notice.alert_id
+
+        def write() -> None:
+            with self.sessions.begin() as db:
+                alerts.record(
+                    db,
+                    alert_id,
+                    "notified" if ok else "notify_failed",
+                    alerts.SYSTEM,
+                    datetime.now(UTC),
+                    detail={
+                        "channel": job.channel,
+                        "reason": job.notice.kind,
+                        "attempts": attempts,
+                        **({"error": error} if error else {}),
+                    },
+                )
+
+        try:
+            await asyncio.to_thread(write)
+        except alerts.AlertNotFound:
+            log.warning("alert %s vanished before its notification was recorded", alert_id)

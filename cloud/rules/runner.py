@@ -1,0 +1,213 @@
+"""The rules runner: stored messages in per-device order through one :class:`RuleEngine`.
+
+Ordering. Ingest calls :meth:`RulesRunner.on_stored` after each commit with the batch in
+arrival order, and MQTT keeps the order of one gateway's messages on its topic; the runner
+handles one batch at a time (a lock), so every device's observations reach the engine in order.
+
+Scaling out. Rule state (durations, windows, zone correlation) must see every message of a
+site, so the unit of sharding is the *site*: process ``i`` of ``n`` evaluates the sites with
+``shard_of(site, n) == i`` (a stable CRC-32, the same in every process and release) and ignores
+the rest. Give each ingest process the sites of its shard (``IngestConfig.sites``) — then each
+site's stream reaches exactly one runner. MQTT 5 shared subscriptions split one stream between
+processes message by message, which would split a site's state; use them only with
+``shard_count == 1`` behind a single rules process, or for storage-only ingest processes
+(``LINLI_RULES_ENABLED=false``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.commands import service as commands
+from cloud.ingest.models import StoredMessage
+from cloud.notify.hub import Hub
+from cloud.rules.effects import Effects, RuleAction
+from cloud.rules.tables import RuleStateRow
+from protocols.codec import Decoded
+from protocols.messages import AccessEvent, CommandAck, GatewayState, GatewayStatus
+from protocols.rules.engine import RuleEngine
+from protocols.rules.language import RuleSet
+from protocols.rules.observations import Lookup, Observation, observations_from
+
+log = logging.getLogger(__name__)
+
+CONTEXT_PER_DEVICE = 10
+"""Recent observations kept per device, attached to a new alert as evidence."""
+
+
+class Engine(Protocol):
+    def observe(self, obs: Observation) -> Sequence[RuleAction]: ...
+    def advance(self, now: datetime) -> Sequence[RuleAction]: ...
+    def snapshot(self) -> dict[str, Any]: ...
+    def load(self, data: Mapping[str, Any]) -> None: ...
+
+
+def shard_of(site: str, count: int) -> int:
+    """The shard that owns ``site``: stable across processes, restarts and Python versions."""
+    return zlib.crc32(site.encode()) % count
+
+
+class RulesRunner:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        sessions: sessionmaker[Session],
+        lookup: Lookup,
+        effects: Effects,
+        hub: Hub,
+        *,
+        shard_index: int = 0,
+        shard_count: int = 1,
+        timezones: Mapping[str, str] | None = None,
+        default_timezone: str = "UTC",
+        on_gateway_online: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.ruleset = ruleset.for_cloud()
+        self.sessions = sessions
+        self.lookup = lookup
+        self.effects = effects
+        self.hub = hub
+        self.shard_index = shard_index
+        self.shard_count = shard_count
+        self.engine: Engine = RuleEngine(
+            self.ruleset, timezones=timezones, default_timezone=default_timezone
+        )
+        self.on_gateway_online = on_gateway_online
+        self._lock = asyncio.Lock()
+        self._recent: dict[tuple[str, str], deque[Observation]] = {}
+        self.counts: Counter[str] = Counter()
+        self.last_batch_at: datetime | None = None
+
+    @property
+    def shard_name(self) -> str:
+        return f"{self.shard_index}/{self.shard_count}"
+
+    def owns(self, site: str) -> bool:
+        return self.shard_count == 1 or shard_of(site, self.shard_count) == self.shard_index
+
+    async def on_stored(self, batch: Sequence[StoredMessage]) -> None:
+        """The ingest hook: evaluate a committed batch, then apply the actions it caused."""
+        async with self._lock:
+            actions: list[RuleAction] = []
+            acks: list[tuple[str, str, CommandAck]] = []
+            for stored in batch:
+                if stored.duplicate:
+                    self.counts["duplicate"] += 1
+                    continue
+                if not self.owns(stored.site):
+                    self.counts["other_shard"] += 1
+                    continue
+                message = stored.message
+                if isinstance(message, GatewayState):
+                    if message.status is GatewayStatus.ONLINE and self.on_gateway_online:
+                        self.on_gateway_online(stored.site, stored.gateway)
+                    continue
+                if isinstance(message, CommandAck):
+                    acks.append((stored.site, stored.gateway, message))
+                    continue
+                if isinstance(message, AccessEvent):
+                    self.hub.publish(_access_event(stored.site, stored.gateway, message))
+                if stored.pending:
+                    self.counts["pending"] += 1
+                    continue
+                actions.extend(self._evaluate(stored))
+            self.last_batch_at = datetime.now(UTC)
+            if acks:
+                await asyncio.to_thread(self._apply_acks, acks)
+            if actions:
+                await self.effects.apply(actions, self._context())
+
+    def _evaluate(self, stored: StoredMessage) -> list[RuleAction]:
+        out: list[RuleAction] = []
+        for obs in observations_from(Decoded(stored.topic, stored.message), self.lookup):
+            self.counts["observations"] += 1
+            recent = self._recent.get((obs.site, obs.device))
+            if recent is None:
+                recent = self._recent[(obs.site, obs.device)] = deque(maxlen=CONTEXT_PER_DEVICE)
+            recent.append(obs)
+            try:
+                out.extend(self.engine.observe(obs))
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                # One bad observation never stops the runner: log it with context and go on.
+                self.counts["errors"] += 1
+                log.exception(
+                    "rule evaluation failed for %s/%s %s: %s", obs.site, obs.device, obs.signal, exc
+                )
+        return out
+
+    def _context(self) -> dict[tuple[str, str], list[Observation]]:
+        return {key: list(q) for key, q in self._recent.items()}
+
+    def _apply_acks(self, acks: list[tuple[str, str, CommandAck]]) -> None:
+        with self.sessions.begin() as db:
+            for site, gateway, ack in acks:
+                if commands.apply_ack(db, site, gateway, ack) is None:
+                    self.counts["ack_unknown"] += 1
+                else:
+                    self.counts["acks"] += 1
+
+    async def tick(self, now: datetime | None = None) -> None:
+        """Fire the evaluator's timers (durations, no-data, window expiry)."""
+        now = now or datetime.now(UTC)
+        async with self._lock:
+            try:
+                actions = list(self.engine.advance(now))
+            except (ValueError, TypeError, KeyError, ArithmeticError):
+                self.counts["errors"] += 1
+                log.exception("rule timers failed at %s", now.isoformat())
+                return
+            if actions:
+                await self.effects.apply(actions, self._context())
+
+    async def run(self, tick_s: float) -> None:
+        """The timer loop; runs until cancelled."""
+        while True:
+            await asyncio.sleep(tick_s)
+            await self.tick()
+
+    # -- state hand-over -----------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        """Store the evaluator's snapshot so a restarted process resumes its timers."""
+        state = self.engine.snapshot()
+        with self.sessions.begin() as db:
+            row = db.get(RuleStateRow, self.shard_name)
+            if row is None:
+                row = RuleStateRow(shard=self.shard_name)
+                db.add(row)
+            row.fingerprint = _fingerprint(self.ruleset)
+            row.saved_at = datetime.now(UTC)
+            row.state = {"snapshot": state}
+
+    def restore_state(self) -> bool:
+        """Resume from the saved snapshot; False if there is none (or it is unusable)."""
+        with self.sessions() as db:
+            row = db.get(RuleStateRow, self.shard_name)
+            if row is None:
+                return False
+            try:
+                # Rules changed since the snapshot lose their own state only (engine.load).
+                self.engine.load(row.state["snapshot"])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("saved rule state not usable (%s); starting fresh", exc)
+                return False
+        return True
+
+
+def _fingerprint(ruleset: RuleSet) -> str:
+    import hashlib
+
+    return hashlib.sha256(ruleset.fingerprint().encode()).hexdigest()
+
+
+def _access_event(site: str, gateway: str, message: AccessEvent) -> dict[str, Any]:
+    body = message.model_dump(mode="json", exclude_none=True)
+    return {"type": "access", "site": site, "gateway": gateway, "event": body}
