@@ -113,7 +113,7 @@ class Selector(RuleModel):
         if len(given) > 1:
             raise ValueError(f"give only one of metric, event, access (got {', '.join(given)})")
         if (self.decision is not None or self.reason is not None) and self.access is None:
-            raise ValueError("decision and reason need access")
+            raise ValueError("access: decision and reason need access")
         for name in ("kind", "access", "decision", "reason", "devices", "zones", "sites"):
             value = getattr(self, name)
             if value is not None and (len(value) == 0 or len(value) > MAX_LIST):
@@ -127,18 +127,18 @@ class Selector(RuleModel):
 
 def _op_checks(op: Op, value: Value, clear: float | None) -> None:
     if isinstance(value, bool) and op in ORDERED_OPS:
-        raise ValueError(f"op {op.value!r} needs a number, not {value!r}")
+        raise ValueError(f"value: op {op.value!r} needs a number, not {value!r}")
     if clear is None:
         return
     if op not in ORDERED_OPS:
-        raise ValueError("clear (hysteresis) needs one of > >= < <=")
+        raise ValueError("clear: hysteresis needs one of > >= < <=")
     if op in (Op.GT, Op.GE) and clear > value:
         raise ValueError(
-            f"clear must be <= value for {op.value!r} (raise at {value}, clear at ...)"
+            f"clear: must be <= {value} for {op.value!r} (raise at X, clear below Y)"
         )
     if op in (Op.LT, Op.LE) and clear < value:
         raise ValueError(
-            f"clear must be >= value for {op.value!r} (raise at {value}, clear at ...)"
+            f"clear: must be >= {value} for {op.value!r} (raise at X, clear above Y)"
         )
 
 
@@ -204,7 +204,7 @@ class NoData(RuleModel):
     @model_validator(mode="after")
     def _consistent(self) -> NoData:
         if (self.op is None) != (self.value is None):
-            raise ValueError("give op and value together")
+            raise ValueError("op: give op and value together")
         if self.op is not None and self.value is not None:
             _op_checks(self.op, self.value, None)
         return self
@@ -222,13 +222,13 @@ class Member(RuleModel):
     @model_validator(mode="after")
     def _consistent(self) -> Member:
         if (self.value is None) == (self.per_minute is None):
-            raise ValueError("give exactly one of value (threshold) or per_minute (rate)")
+            raise ValueError("value: give exactly one of value (threshold) or per_minute (rate)")
         if self.per_minute is not None and self.op not in ORDERED_OPS:
-            raise ValueError("a rate member needs one of > >= < <=")
+            raise ValueError("op: a rate member needs one of > >= < <=")
         if self.value is not None:
             _op_checks(self.op, self.value, None)
         if not self.select.has_signal:
-            raise ValueError("select needs a metric, event or access")
+            raise ValueError("select: needs a metric, event or access")
         return self
 
 

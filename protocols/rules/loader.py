@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -47,11 +48,19 @@ def _message(error: dict[str, object]) -> str:
     return msg
 
 
+_FIELD_PREFIX = re.compile(r"([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): (.+)", re.DOTALL)
+
+
 def _rule_error(exc: ValidationError, source: str, rule: str) -> RuleError:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     field = _field(first["loc"])
     detail = _message(dict(first))
+    # Cross-field validators say which field they mean: "clear: must be <= 57 ...".
+    prefixed = _FIELD_PREFIX.fullmatch(detail)
+    if prefixed is not None and first["type"] == "value_error":
+        field = f"{field}.{prefixed.group(1)}" if field else prefixed.group(1)
+        detail = prefixed.group(2)
     if len(errors) > 1:
         detail += f" (+{len(errors) - 1} more)"
     return RuleError(detail, source=source, rule=rule, field=field)
