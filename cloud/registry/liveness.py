@@ -6,14 +6,21 @@ periodically and returns the changes so that a caller can raise or clear "offlin
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cloud.registry.tables import Approval, Device
 from protocols.kinds import DeviceKind
+
+log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 300.0
 """Expected seconds between two reports of a device whose kind has no entry below."""
@@ -88,3 +95,32 @@ def sweep(session: Session, now: datetime, missed: int = MISSED_REPORTS) -> list
             device.online = online
             changes.append(LivenessChange(device.site, device.id, online, device.last_seen))
     return changes
+
+
+OnLiveness = Callable[[Sequence[LivenessChange]], Awaitable[None]]
+
+
+async def sweep_forever(
+    engine: Engine,
+    every_s: float = 30.0,
+    on_changes: OnLiveness | None = None,
+    missed: int = MISSED_REPORTS,
+) -> None:
+    """Run :func:`sweep` every ``every_s`` seconds (a named task in the app's TaskGroup)."""
+
+    def once() -> list[LivenessChange]:
+        with Session(engine) as session, session.begin():
+            return sweep(session, datetime.now(UTC), missed)
+
+    while True:
+        try:
+            changes = await asyncio.to_thread(once)
+        except SQLAlchemyError as exc:
+            log.warning("liveness sweep failed: %s", exc)
+            changes = []
+        if changes and on_changes is not None:
+            try:
+                await on_changes(changes)
+            except Exception:  # supervisor boundary: a consumer's bug must not stop the sweep
+                log.exception("liveness consumer failed")
+        await asyncio.sleep(every_s)

@@ -1,0 +1,153 @@
+"""Unknown gateways and devices are held for approval: stored, flagged, invisible to rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from cloud.ingest.buffer import Delivery
+from cloud.ingest.store import BatchWriter
+from cloud.registry import Approval, DeviceLocation, Registry, SiteFile
+from cloud.registry.tables import Device, Gateway, Site
+from cloud.storage.tables import Reading
+from protocols.codec import channel_of, encode, new_id
+from protocols.kinds import DeviceKind
+from protocols.messages import GatewayState, GatewayStatus, Model, Telemetry
+from protocols.messages import Reading as WireReading
+from protocols.topics import topic
+
+T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+BOOT = "boot-0000000001"
+
+
+def deliver(site: str, gateway: str, *messages: Model) -> list[Delivery]:
+    return [
+        Delivery(topic(site, gateway, channel_of(m)), encode(m), i, 1, datetime.now(UTC))
+        for i, m in enumerate(messages, 1)
+    ]
+
+
+def telemetry(seq: int, **values: float) -> Telemetry:
+    ts = T0 + timedelta(seconds=seq)
+    return Telemetry(
+        msg_id=new_id(),
+        boot_id=BOOT,
+        seq=seq,
+        ts=ts,
+        readings=tuple(
+            WireReading(device=d.replace("_", "-"), metric=m, value=v, ts=ts)
+            for d, (m, v) in ((k, _metric(k, v)) for k, v in values.items())
+        ),
+    )
+
+
+def _metric(device: str, value: float) -> tuple[str, float]:
+    return ("smoke" if device.startswith("smoke") else "temperature"), value
+
+
+def site_file(site: str, auto: bool = False) -> SiteFile:
+    return SiteFile.model_validate(
+        {
+            "site": site,
+            "auto_approve": auto,
+            "buildings": [{"id": "b1", "floors": [{"id": "b1-f1", "level": 1}]}],
+            "zones": [{"id": "z1", "building": "b1", "floor": "b1-f1"}],
+            "gateways": [
+                {
+                    "id": "gw1",
+                    "devices": [
+                        {"id": "smoke-1", "kind": "smoke", "building": "b1", "zone": "z1"},
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def test_site_import_approves_and_lookup_answers(engine: Engine, site: str) -> None:
+    registry = Registry(engine)
+    with Session(engine) as s, s.begin():
+        registry.import_site(s, site_file(site))
+    with Session(engine) as s, s.begin():
+        registry.import_site(s, site_file(site))  # idempotent
+    assert registry.lookup(site, "smoke-1") == DeviceLocation(DeviceKind.SMOKE, "z1", "b1")
+    kind, zone, building = registry.lookup(site, "smoke-1") or (None, None, None)
+    assert (kind, zone, building) == (DeviceKind.SMOKE, "z1", "b1")
+    assert registry.lookup(site, "nobody") is None
+    assert Registry(engine).lookup(site, "smoke-1") is not None  # persisted, not only cached
+
+
+def test_unknown_device_stored_flagged_then_approved(engine: Engine, site: str) -> None:
+    registry = Registry(engine)
+    with Session(engine) as s, s.begin():
+        registry.import_site(s, site_file(site))
+    writer = BatchWriter(engine, registry)
+    first = writer.write(deliver(site, "gw1", telemetry(0, smoke_1=0, temp_9=21.5)))
+    [stored] = first.stored
+    assert stored.pending  # temp-9 is unknown
+    assert registry.lookup(site, "temp-9") is None
+    with Session(engine) as s:
+        flags = {r.device: r.pending for r in s.scalars(select(Reading))}
+        assert flags == {"smoke-1": False, "temp-9": True}  # stored, never lost, but flagged
+        smoke = s.get(Device, (site, "smoke-1"))
+        assert smoke is not None and smoke.last_seen == T0  # liveness input, set by ingest
+        pending_gws, pending_devices = registry.pending(s, site)
+        assert ([g.id for g in pending_gws], [d.id for d in pending_devices]) == ([], ["temp-9"])
+
+    with Session(engine) as s, s.begin():
+        registry.set_device_approval(s, site, "temp-9", Approval.APPROVED, DeviceKind.TEMPERATURE)
+    assert registry.lookup(site, "temp-9") == DeviceLocation(DeviceKind.TEMPERATURE, None, None)
+    [later] = writer.write(deliver(site, "gw1", telemetry(1, temp_9=22.0))).stored
+    assert not later.pending
+
+
+def test_unknown_gateway_is_pending_and_flags_everything(engine: Engine, site: str) -> None:
+    registry = Registry(engine)
+    with Session(engine) as s, s.begin():
+        registry.import_site(s, site_file(site))
+    writer = BatchWriter(engine, registry)
+    [stored] = writer.write(deliver(site, "gw-rogue", telemetry(0, smoke_1=1))).stored
+    assert stored.pending
+    with Session(engine) as s:
+        gw = s.get(Gateway, (site, "gw-rogue"))
+        assert gw is not None and gw.approval == Approval.PENDING
+
+
+def test_auto_approve_site_accepts_unknown_devices_with_inferred_kind(
+    engine: Engine, site: str
+) -> None:
+    registry = Registry(engine)
+    with Session(engine) as s, s.begin():
+        registry.import_site(s, site_file(site, auto=True))
+    writer = BatchWriter(engine, registry)
+    [stored] = writer.write(deliver(site, "gw-new", telemetry(0, smoke_7=0))).stored
+    assert not stored.pending
+    assert registry.lookup(site, "smoke-7") == DeviceLocation(DeviceKind.SMOKE, None, None)
+    with Session(engine) as s:
+        site_row = s.get(Site, site)
+        assert site_row is not None and site_row.auto_approve
+
+
+def test_gateway_birth_and_will_and_stale_state(engine: Engine, site: str) -> None:
+    registry = Registry(engine)
+    writer = BatchWriter(engine, registry)
+
+    def state(status: GatewayStatus, minutes: int) -> GatewayState:
+        return GatewayState(status=status, boot_id=BOOT, ts=T0 + timedelta(minutes=minutes))
+
+    def online() -> bool | None:
+        with Session(engine) as s:
+            gw = s.get(Gateway, (site, "gw1"))
+            return None if gw is None else gw.online
+
+    r = writer.write(deliver(site, "gw1", state(GatewayStatus.ONLINE, 0)))
+    assert (online(), r.gateway_changes, r.stored[0].is_state) == (True, 1, True)
+    writer.write(deliver(site, "gw1", state(GatewayStatus.OFFLINE, 5)))
+    assert online() is False
+    writer.write(deliver(site, "gw1", state(GatewayStatus.ONLINE, 1)))  # older: ignored
+    assert online() is False
+    with Session(engine) as s:
+        assert s.scalar(select(Device)) is None  # a state message registers no device
