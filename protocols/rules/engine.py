@@ -482,10 +482,14 @@ class RuleEngine:
     # --- inspection and hand-over -------------------------------------------------------------
 
     def active(self) -> list[tuple[str, str, str]]:
-        """``(rule_id, site, subject)`` of every raised (not yet cleared) alert."""
+        """``(rule_id, site, subject)`` of every raised, not yet cleared alert.
+
+        Rules with ``alert: false`` (actions only) are not listed.
+        """
         return sorted(
             (rt.rule.id, st.site, st.subject)
             for rt in self._rules
+            if rt.rule.alert
             for st in rt.alerts.values()
             if st.raised
         )

@@ -133,13 +133,9 @@ def _op_checks(op: Op, value: Value, clear: float | None) -> None:
     if op not in ORDERED_OPS:
         raise ValueError("clear: hysteresis needs one of > >= < <=")
     if op in (Op.GT, Op.GE) and clear > value:
-        raise ValueError(
-            f"clear: must be <= {value} for {op.value!r} (raise at X, clear below Y)"
-        )
+        raise ValueError(f"clear: must be <= {value} for {op.value!r} (raise at X, clear below Y)")
     if op in (Op.LT, Op.LE) and clear < value:
-        raise ValueError(
-            f"clear: must be >= {value} for {op.value!r} (raise at X, clear above Y)"
-        )
+        raise ValueError(f"clear: must be >= {value} for {op.value!r} (raise at X, clear above Y)")
 
 
 class Threshold(RuleModel):

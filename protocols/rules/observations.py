@@ -78,7 +78,10 @@ class DeviceInfo(NamedTuple):
     tags: frozenset[str] = frozenset()
 
 
-Lookup = Callable[[str, str], tuple[DeviceKind | str | None, str | None, str | None] | None]
+Lookup = Callable[
+    [str, str],
+    DeviceInfo | tuple[DeviceKind | str | None, str | None, str | None] | None,
+]
 """``lookup(site, device)`` → ``(kind, zone, building)`` (or a :class:`DeviceInfo`), or None."""
 
 

@@ -1,6 +1,6 @@
 """Helpers for rule tests: a clock and an observation factory (no services needed).
 
-Imported as ``from rules_helpers import Make`` (pytest puts this directory on sys.path).
+Imported as ``from tests.protocols.rules.rules_helpers import Make``.
 """
 
 from __future__ import annotations

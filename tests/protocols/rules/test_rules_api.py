@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rules_helpers import Make
-
 import protocols.rules as rules
 from protocols.kinds import DeviceKind
 from protocols.rules import (
@@ -14,6 +12,7 @@ from protocols.rules import (
     default_pack,
     edge_pack,
 )
+from tests.protocols.rules.rules_helpers import Make
 
 
 def test_public_names_exist() -> None:

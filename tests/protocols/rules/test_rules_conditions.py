@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rules_helpers import Make
-
 from protocols.kinds import DeviceKind
 from protocols.messages import AccessDecision, AccessKind
 from protocols.rules import (
@@ -14,6 +12,7 @@ from protocols.rules import (
     default_pack,
     parse_rules,
 )
+from tests.protocols.rules.rules_helpers import Make
 
 HEAT = DeviceKind.HEAT
 SMOKE = DeviceKind.SMOKE
