@@ -8,7 +8,9 @@ first seen. :func:`check` then decides:
   (``after + within``) plus ``slack`` (one poll interval, in simulated seconds) — else it is
   ``late`` or ``missing``; a matching rule and subject with another severity is ``wrong_severity``;
 * no critical alert appeared that was not expected, unless its rule is in the scenario's
-  ``allow`` list.
+  ``allow`` list;
+* no more distinct alerts of an expected (rule, subject) than its ``at_most`` (``too_many``);
+* none of the scenario's ``forbid`` alerts appeared, whatever their severity.
 
 The report is a frozen model that prints as JSON; ``passed`` is the exit status.
 """
@@ -20,7 +22,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from simulators.scenario import ExpectedAlert
+from simulators.scenario import ExpectedAlert, Forbidden
 
 
 class ObservedAlert(BaseModel):
@@ -40,6 +42,7 @@ class Outcome(StrEnum):
     LATE = "late"
     MISSING = "missing"
     WRONG_SEVERITY = "wrong_severity"
+    TOO_MANY = "too_many"
 
 
 class ExpectationResult(BaseModel):
@@ -53,6 +56,7 @@ class ExpectationResult(BaseModel):
     seen_at: float | None = None
     alert_id: int | str | None = None
     seen_severity: str | None = None
+    count: int = 0
 
 
 class CheckReport(BaseModel):
@@ -62,6 +66,7 @@ class CheckReport(BaseModel):
     passed: bool
     expected: tuple[ExpectationResult, ...]
     unexpected_critical: tuple[ObservedAlert, ...]
+    forbidden: tuple[ObservedAlert, ...] = ()
     alerts_seen: int
     slack: float
     notes: tuple[str, ...] = ()
@@ -79,7 +84,11 @@ def _judge(exp: ExpectedAlert, seen: Sequence[ObservedAlert], slack: float) -> E
     if right:
         first = right[0]
         outcome = Outcome.MET if first.seen_at <= exp.deadline + slack else Outcome.LATE
-        return ExpectationResult(**base, outcome=outcome, seen_at=first.seen_at, alert_id=first.id)
+        if outcome is Outcome.MET and exp.at_most is not None and len(right) > exp.at_most:
+            outcome = Outcome.TOO_MANY
+        return ExpectationResult(
+            **base, outcome=outcome, seen_at=first.seen_at, alert_id=first.id, count=len(right)
+        )
     if same:
         first = min(same, key=lambda a: a.seen_at)
         return ExpectationResult(
@@ -98,6 +107,7 @@ def check(
     seen: Sequence[ObservedAlert],
     *,
     allow: Iterable[str] = (),
+    forbid: Iterable[Forbidden] = (),
     slack: float = 0.0,
     notes: Iterable[str] = (),
 ) -> CheckReport:
@@ -110,12 +120,19 @@ def check(
         for a in sorted(seen, key=lambda a: a.seen_at)
         if a.severity == "critical" and (a.rule, a.subject) not in wanted and a.rule not in allowed
     )
-    passed = all(r.outcome is Outcome.MET for r in results) and not unexpected
+    bans = tuple(forbid)
+    forbidden = tuple(
+        a
+        for a in sorted(seen, key=lambda a: a.seen_at)
+        if any(b.rule == a.rule and b.subject in (None, a.subject) for b in bans)
+    )
+    passed = all(r.outcome is Outcome.MET for r in results) and not unexpected and not forbidden
     return CheckReport(
         scenario=scenario,
         passed=passed,
         expected=results,
         unexpected_critical=unexpected,
+        forbidden=forbidden,
         alerts_seen=len(seen),
         slack=slack,
         notes=tuple(notes),

@@ -86,7 +86,10 @@ class ScenarioRun:
         self.seen = _Seen()
         self.notes: list[str] = []
         self.t0 = 0.0  # simulated epoch time of the timeline start
-        self.clock = SimClock.start(scenario.clock.mode, speed=scenario.clock.speed)
+        spec = scenario.clock
+        wall = time.time()
+        clock = SimClock.start(spec.mode, speed=spec.speed, wall=wall)
+        self.clock = SimClock(spec.start_at(wall), clock.mono0, clock.speed)
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- time ---------------------------------------------------------------------------------
@@ -153,6 +156,7 @@ class ScenarioRun:
             self.scenario.expect,
             list(self.seen.alerts.values()),
             allow=self.scenario.allow,
+            forbid=self.scenario.forbid,
             slack=slack,
             notes=notes,
         )

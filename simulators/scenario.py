@@ -221,24 +221,55 @@ class ExpectedAlert(_Model):
     subject: Annotated[str, Field(min_length=1, max_length=100)]
     after: Duration = Field(0.0, description="Timeline time the deadline counts from")
     within: Duration = Field(gt=0, description="Deadline after 'after', simulated time")
+    at_most: int | None = Field(
+        None, ge=1, description="No more than this many distinct alerts of (rule, subject)"
+    )
 
     @property
     def deadline(self) -> float:
         return self.after + self.within
 
 
+class Forbidden(_Model):
+    """An alert that must not appear (any severity); ``subject`` None means any subject."""
+
+    rule: Annotated[str, Field(min_length=1, max_length=100)]
+    subject: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
+_LOCAL_TIME = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
 class ClockSpec(_Model):
     mode: ClockMode = ClockMode.REALTIME
     speed: float = Field(1.0, gt=0, le=100_000)
+    start_local: Annotated[str, Field(pattern=_LOCAL_TIME)] | None = Field(
+        None,
+        description="Start the simulated clock at the next HH:MM local time (mode 'ahead'), "
+        "e.g. '02:30' for a scenario at night",
+    )
+    tz_offset_h: float = Field(8.0, ge=-12, le=14, description="Local time offset for start_local")
     settle: Duration = Field(
         5.0, description="Simulated time the site runs before the timeline starts"
     )
 
     @model_validator(mode="after")
     def _speed(self) -> ClockSpec:
-        if self.mode is ClockMode.REALTIME and self.speed != 1.0:
-            raise ValueError("speed needs mode 'ahead'")
+        if self.mode is ClockMode.REALTIME and (self.speed != 1.0 or self.start_local):
+            raise ValueError("speed and start_local need mode 'ahead'")
         return self
+
+    def start_at(self, wall: float) -> float:
+        """Simulated epoch time of the clock's start for a run beginning at ``wall``."""
+        if self.start_local is None:
+            return wall
+        hours, minutes = (int(x) for x in self.start_local.split(":"))
+        offset = self.tz_offset_h * 3600.0
+        local = wall + offset
+        target = (local // 86400.0) * 86400.0 + hours * 3600.0 + minutes * 60.0
+        if target < local:
+            target += 86400.0
+        return target - offset
 
 
 class Scenario(_Model):
@@ -251,6 +282,7 @@ class Scenario(_Model):
     allow: tuple[str, ...] = Field(
         (), description="Rules whose critical alerts may appear without being expected"
     )
+    forbid: tuple[Forbidden, ...] = Field((), description="Alerts that must not appear")
     grace: Duration = Field(10.0, description="Simulated time kept running after the last deadline")
     path: Path | None = Field(None, exclude=True, description="Where it was loaded from")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from simulators.checker import ObservedAlert, Outcome, check
-from simulators.scenario import ExpectedAlert
+from simulators.scenario import ExpectedAlert, Forbidden
 
 SMOKE = ExpectedAlert(rule="smoke-alarm", severity="critical", subject="smoke-1", within=30.0)
 FIRE = ExpectedAlert(
@@ -70,3 +70,25 @@ def test_unexpected_critical_fails_unless_allowed_and_minor_ones_do_not_count() 
 def test_report_is_json() -> None:
     r = check("s", [SMOKE], [])
     assert '"outcome":"missing"' in r.model_dump_json()
+
+
+def test_at_most_counts_distinct_alerts() -> None:
+    once = ExpectedAlert(rule="water-leak", severity="major", subject="l1", within=10.0, at_most=1)
+    one = [seen("water-leak", "l1", 2.0, severity="major")]
+    two = [*one, seen("water-leak", "l1", 6.0, severity="major", id_=2)]
+    assert check("s", [once], one).passed
+    r = check("s", [once], two)
+    assert r.expected[0].outcome is Outcome.TOO_MANY
+    assert r.expected[0].count == 2
+    assert not r.passed
+
+
+def test_forbidden_alert_fails_whatever_its_severity() -> None:
+    ban = [Forbidden(rule="gateway-no-data", subject="gw-b1")]
+    other = [seen("gateway-no-data", "gw-b3", 2.0, severity="major")]
+    assert check("s", [], other, forbid=ban).passed
+    bad = [seen("gateway-no-data", "gw-b1", 2.0, severity="major")]
+    r = check("s", [], bad, forbid=ban)
+    assert not r.passed
+    assert r.forbidden[0].subject == "gw-b1"
+    assert not check("s", [], bad, forbid=[Forbidden(rule="gateway-no-data")]).passed

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from simulators.clock import ClockMode
 from simulators.errors import SimulatorError
-from simulators.scenario import load_scenario, parse_duration, parse_scenario
+from simulators.scenario import ClockSpec, load_scenario, parse_duration, parse_scenario
 
 MINIMAL = {
     "name": "s1",
@@ -68,7 +69,7 @@ def test_minimal_scenario_loads_with_its_duration() -> None:
         ({"steps": [{"at": "later", "release": {"device": "a"}}]}, "steps.0.at"),
         ({"steps": [{"at": 0, "fault": {"kind": "outage"}}]}, "needs 'gateway'"),
         ({"steps": [{"at": 0, "wire": {"gateway": "g"}}]}, "needs 'malformed'"),
-        ({"clock": {"speed": 60}}, "speed needs mode"),
+        ({"clock": {"speed": 60}}, "speed and start_local need mode"),
     ],
 )
 def test_errors_name_the_field(change: dict[str, object], message: str) -> None:
@@ -91,3 +92,14 @@ def test_unreadable_file_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(SimulatorError, match="a scenario is a mapping"):
         load_scenario(tmp_path / "list.yaml")
+
+
+def test_start_local_is_the_next_such_local_time() -> None:
+    spec = ClockSpec(mode=ClockMode.AHEAD, start_local="02:30", tz_offset_h=8)
+    wall = 1_780_272_000.0  # 2026-06-01 08:00 in UTC+8
+    start = spec.start_at(wall)
+    assert start > wall
+    assert start - wall == pytest.approx((24 - 8 + 2.5) * 3600)
+    assert ClockSpec().start_at(wall) == wall
+    with pytest.raises(ValueError, match="start_local need mode"):
+        ClockSpec(start_local="02:30")
