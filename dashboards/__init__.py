@@ -20,9 +20,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.auth.deps import public
+from protocols.kinds import METRICS
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -36,12 +37,30 @@ SCREENS = {
 }
 
 
+class MetricInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    unit: str | None
+    binary: bool
+
+
 class UiConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     time_zone: str
     default_locale: str
     locales: tuple[str, ...]
+    metrics: dict[str, tuple[MetricInfo, ...]] = Field(
+        default_factory=dict, description="Metrics per device kind (protocols.kinds), for charts"
+    )
+
+
+def _metrics() -> dict[str, tuple[MetricInfo, ...]]:
+    return {
+        kind.value: tuple(MetricInfo(name=m.name, unit=m.unit, binary=m.binary) for m in metrics)
+        for kind, metrics in METRICS.items()
+    }
 
 
 def _page(name: str) -> FileResponse:
@@ -90,7 +109,9 @@ def mount(
         raise ValueError(f"dashboards default_locale: {default_locale!r} not in {LOCALES}")
     from dashboards.api import router as passes_router
 
-    config = UiConfig(time_zone=time_zone, default_locale=default_locale, locales=LOCALES)
+    config = UiConfig(
+        time_zone=time_zone, default_locale=default_locale, locales=LOCALES, metrics=_metrics()
+    )
     app.include_router(pages_router(config))
     app.include_router(passes_router)
     if dev_console:

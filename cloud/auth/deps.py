@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, WebSocketException, status
-from fastapi.routing import APIRoute, APIWebSocketRoute
+from fastapi.routing import RouteContext
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
@@ -167,10 +167,12 @@ class RouteAccess:
         return self.public or self.roles is not None
 
 
-def route_access(route: BaseRoute) -> RouteAccess:
-    """Read the role checks of an API or WebSocket route from its dependency tree."""
+def route_access(route: BaseRoute | RouteContext) -> RouteAccess:
+    """Read the role checks of a route from its dependency tree (router-level dependencies
+    included). Pass the items of ``fastapi.routing.iter_route_contexts(app.routes)``: FastAPI
+    keeps included routers nested, so ``app.routes`` alone does not list every route."""
     dependant = getattr(route, "dependant", None)
-    if dependant is None or not isinstance(route, APIRoute | APIWebSocketRoute):
+    if dependant is None:
         return RouteAccess(public=False, roles=None)
     found: list[frozenset[Role]] = []
     is_public = False

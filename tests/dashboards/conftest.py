@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -17,24 +14,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import dashboards
+from cloud.api import create_app
 from cloud.auth import service
 from cloud.auth.deps import Role
 from cloud.auth.router import router as auth_router
 from cloud.db import create_schema, make_engine
-
-PASSWORD = "correct horse battery"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+from cloud.settings import Settings
+from linli.services import Mosquitto
+from tests.dashboards.screens_support import CHROMIUM_ARGS, PASSWORD, Cloud, LiveServer
 
 
 def add_users(engine: Engine) -> None:
@@ -61,6 +48,31 @@ def small_app(tmp_path: Path) -> Iterator[FastAPI]:
     engine.dispose()
 
 
+def cloud_settings(tmp_path: Path, broker: Mosquitto, site: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "db_url": f"sqlite:///{tmp_path / 'cloud.db'}",
+        "mqtt_enabled": True,
+        "mqtt_port": broker.port,
+        "mqtt_client_id": f"cloud-{site}",
+        "tick_s": 0.5,
+        "stale_after_s": 3600.0,
+    }
+    values |= overrides
+    return Settings(**values)
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, mosquitto: Mosquitto, site: str) -> Iterator[Cloud]:
+    app = create_app(cloud_settings(tmp_path, mosquitto, site))
+    with TestClient(app) as client:
+        made = Cloud(app, client)
+        made.wait_for(lambda: client.get("/ready").status_code == 200)
+        yield made
+        console = getattr(app.state, "dev_console", None)
+        if console is not None:
+            console.close()
+
+
 @pytest.fixture
 def client(small_app: FastAPI) -> Iterator[TestClient]:
     with TestClient(small_app) as client:
@@ -76,37 +88,6 @@ def _login(client: TestClient, username: str) -> None:
 def login() -> Callable[[TestClient, str], None]:
     """Sign ``client`` in as ``username`` (the client keeps the session cookie)."""
     return _login
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class LiveServer:
-    """uvicorn serving an app in a thread on a free loopback port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture
@@ -133,18 +114,3 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def sign_in(page: Page, base: str, username: str) -> None:
-    page.goto(base + "/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#submit")
-    page.wait_for_url(lambda url: "/login" not in url)
-
-
-def screenshot(page: Page, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
-    return path

@@ -32,7 +32,9 @@ def test_ui_config_default_and_custom() -> None:
     app = FastAPI()
     dashboards.mount(app, time_zone="Europe/Paris", default_locale="en", dev_console=False)
     with TestClient(app) as client:
-        assert client.get("/api/ui/config").json() == {
+        body = client.get("/api/ui/config").json()
+        assert body.pop("metrics")["smoke"][0] == {"name": "smoke", "unit": None, "binary": True}
+        assert body == {
             "time_zone": "Europe/Paris",
             "default_locale": "en",
             "locales": ["zh-CN", "en"],

@@ -3,7 +3,7 @@
 "use strict";
 
 const Linli = (() => {
-  const state = { locale: "zh-CN", catalog: {}, timeZone: "Asia/Shanghai", me: null };
+  const state = { locale: "zh-CN", catalog: {}, timeZone: "Asia/Shanghai", me: null, config: {} };
 
   function t(key, vars) {
     let text = Object.prototype.hasOwnProperty.call(state.catalog, key) ? state.catalog[key] : key;
@@ -89,6 +89,7 @@ const Linli = (() => {
   async function init(options) {
     const opts = options || {};
     const config = await api("/api/ui/config");
+    state.config = config;
     state.timeZone = config.time_zone;
     let fallback = config.default_locale;
     if (opts.auth !== false) {

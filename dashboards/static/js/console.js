@@ -4,13 +4,13 @@
   const { t, tOr, api, el, formatTime, formatDuration, toast, errorText } = Linli;
   /* API paths in one place. */
   const PATHS = {
-    alerts: (closed) => "/api/alerts" + (closed ? "?include_closed=true&limit=500" : "?limit=500"),
+    alerts: (closed) => "/api/alerts?limit=500" + (closed ? "" : "&active=true"),
     alert: (id) => `/api/alerts/${id}`,
-    events: (id) => `/api/alerts/${id}/events`,
-    action: (id, action) => `/api/alerts/${id}/${action}`,
+    action: (id, action) => `/api/alerts/${id}/${action === "acknowledge" ? "ack" : action}`,
     kpis: "/api/kpis",
     devices: "/api/devices",
-    series: (site, id, metric) => `/api/telemetry/${encodeURIComponent(site)}/${encodeURIComponent(id)}?metric=${encodeURIComponent(metric)}&hours=24`,
+    series: (site, id, metric) => "/api/telemetry/series?" + new URLSearchParams({ site, device: id, metric, points: "120" }),
+    latest: (site, id) => "/api/telemetry/latest?" + new URLSearchParams({ site, device: id }),
     gateways: "/api/gateways",
     audit: "/api/audit?limit=200",
   };
@@ -149,9 +149,10 @@
     const box = document.getElementById("alert-detail");
     box.replaceChildren(el("p", { class: "muted" }, t("common.loading")));
     try {
-      const [a, events] = await Promise.all([api(PATHS.alert(id)), api(PATHS.events(id)).catch(() => [])]);
+      const detail = await api(PATHS.alert(id));
+      const a = detail.alert;
       alerts.set(a.id, a);
-      renderDetail(a, items(events));
+      renderDetail(a, detail.timeline || []);
       renderList();
     } catch (error) {
       box.replaceChildren(el("p", { class: "muted" }, errorText(error)));
@@ -199,7 +200,7 @@
         actionButton(a, "escalate", unresolved, () => ({ note: note.value || null })),
       ),
       el("div", { class: "row" }, assignee, el("button", { class: "btn ghost", dataset: { action: "assign" }, disabled: !canAct || !unresolved, onclick: () => act(a.id, "assign", { assignee: assignee.value.trim() }) }, t("action.assign"))),
-      el("div", { class: "row" }, note, el("button", { class: "btn ghost", dataset: { action: "comment" }, disabled: !canAct, onclick: () => note.value.trim() && act(a.id, "comment", { note: note.value.trim() }) }, t("action.comment"))),
+      el("div", { class: "row" }, note, el("button", { class: "btn ghost", dataset: { action: "comment" }, disabled: !canAct, onclick: () => note.value.trim() && act(a.id, "comment", { text: note.value.trim() }) }, t("action.comment"))),
       el("h2", {}, t("alerts.timeline")),
       el(
         "ul",
@@ -221,6 +222,7 @@
   async function act(id, action, body) {
     try {
       const updated = await api(PATHS.action(id, action), { method: "POST", json: body || {} });
+      if (action === "escalate") window.linliEscalated = id;
       if (updated && updated.id) alerts.set(updated.id, updated);
       toast(t("action." + action) + " ✓", "ok");
       await select(id);
@@ -245,8 +247,10 @@
   /* ---- map, devices, gateways, audit ---- */
   function deviceState(d) {
     if (d.approval === "pending") return "pending";
-    if (d.alarm || d.state === "alarm" || d.active_alerts > 0) return "alarm";
-    if (d.online === false || d.state === "offline" || d.stale) return "offline";
+    for (const a of alerts.values()) {
+      if (a.site === d.site && a.device === d.id && ["open", "acknowledged", "in_progress"].includes(a.status)) return "alarm";
+    }
+    if (d.online === false) return "offline";
     return "ok";
   }
   async function loadMap() {
@@ -278,14 +282,29 @@
   async function showDevice(d) {
     document.querySelector('#tabs button[data-tab="devices"]').click();
     const box = document.getElementById("device-detail");
-    const metrics = d.metrics && d.metrics.length ? d.metrics : [];
-    box.replaceChildren(el("h2", {}, `${d.id} · ${d.kind || ""}`), el("p", { class: "muted" }, t("devices.chart")));
+    const known = (Linli.state.config.metrics || {})[d.kind] || [];
+    const metrics = known.filter((m) => !m.binary);
+    box.replaceChildren(
+      el("h2", { id: "device-title" }, `${d.id} · ${d.kind || ""}`),
+      el("p", { class: "muted" }, [d.building, d.floor, d.unit, d.zone].filter(Boolean).join(" / ") + " · " + t("state." + deviceState(d))),
+    );
+    try {
+      const latest = items(await api(PATHS.latest(d.site, d.id)));
+      if (latest.length) box.append(el("table", {}, ...latest.map((r) => el("tr", {}, el("td", {}, r.metric), el("td", {}, String(r.value)), el("td", { class: "muted" }, formatTime(r.ts))))));
+    } catch (error) {
+      box.append(el("p", { class: "muted" }, errorText(error)));
+    }
+    box.append(el("h2", {}, t("devices.chart")));
     for (const metric of metrics) {
       try {
-        const series = items(await api(PATHS.series(d.site, d.id, metric)));
-        box.append(el("h3", {}, metric), series.length ? LinliCharts.line(series.map((p) => ({ t: p.t || p.ts || p.bucket, avg: p.avg ?? p.value, min: p.min, max: p.max }))) : el("p", { class: "muted" }, t("devices.no_data")));
+        const series = await api(PATHS.series(d.site, d.id, metric.name));
+        const buckets = series.buckets || [];
+        box.append(
+          el("h3", {}, metric.name + (metric.unit ? ` (${metric.unit})` : "")),
+          buckets.length ? LinliCharts.line(buckets.map((p) => ({ t: p.start, avg: p.avg, min: p.min, max: p.max })), { unit: metric.unit || "" }) : el("p", { class: "muted" }, t("devices.no_data")),
+        );
       } catch (error) {
-        box.append(el("p", { class: "muted" }, metric + ": " + errorText(error)));
+        box.append(el("p", { class: "muted" }, metric.name + ": " + errorText(error)));
       }
     }
     if (metrics.length === 0) box.append(el("p", { class: "muted" }, t("devices.no_data")));
@@ -301,15 +320,27 @@
           el(
             "tr",
             { dataset: { gateway: g.id } },
-            el("td", {}, `${g.site ? g.site + "/" : ""}${g.id}`),
-            el("td", {}, t("state." + (g.status === "online" || g.online ? "online" : "offline"))),
-            el("td", {}, formatTime(g.last_seen)),
-            el("td", {}, String(g.open_gaps ?? g.gaps ?? 0)),
+            el("td", {}, `${g.site}/${g.id}` + (g.name ? ` · ${g.name}` : "")),
+            el("td", { class: g.online ? "" : "muted" }, t("state." + (g.online ? "online" : "offline")) + (g.state_reason ? ` (${g.state_reason})` : "")),
+            el("td", {}, formatTime(g.state_at)),
+            el("td", { dataset: { gaps: `${g.site}/${g.id}` } }, "…"),
             el("td", {}, g.agent_version || ""),
           ),
         ),
       ),
     );
+    fillGaps(gateways.slice(0, 50));
+  }
+  async function fillGaps(gateways) {
+    for (const g of gateways) {
+      const cell = document.querySelector(`[data-gaps="${CSS.escape(g.site + "/" + g.id)}"]`);
+      try {
+        const health = await api(`/api/gateways/${encodeURIComponent(g.site)}/${encodeURIComponent(g.id)}/health`);
+        if (cell) cell.textContent = `${health.open_gaps} (${health.missing_messages})`;
+      } catch (error) {
+        if (cell) cell.textContent = t("common.none");
+      }
+    }
   }
   async function loadAudit() {
     const rows = items(await api(PATHS.audit));

@@ -6,8 +6,8 @@
   const PATHS = {
     access: "/api/access-events?limit=30",
     doors: "/api/devices?kind=door_lock",
-    alerts: "/api/alerts?limit=200",
-    ack: (id) => `/api/alerts/${id}/acknowledge`,
+    alerts: "/api/alerts?limit=200&status=open",
+    ack: (id) => `/api/alerts/${id}/ack`,
     command: "/api/commands",
     passes: "/api/visitor-passes",
     qr: (id) => `/api/visitor-passes/${id}/qr.svg`,
@@ -203,7 +203,7 @@
   renderDoors();
   renderAcks();
   Linli.stream((event) => {
-    if (event.type === "access" && (event.event || event.access)) addAccess(event.event || event.access);
+    if (event.type === "access" && event.event) addAccess(Object.assign({ site: event.site, gateway: event.gateway }, event.event));
     else if (event.type === "alert" && event.alert) noteAlert(event.alert);
   });
   document.body.dataset.ready = "1";
