@@ -1,4 +1,4 @@
-"""Fixtures of the edge agent's tests (helpers live in edgekit.py)."""
+"""Fixtures of the edge agent's tests (helpers live in edge/testing.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from edgekit import Subscriber
 
+from edge.testing import Subscriber
 from linli.services import Mosquitto
 from protocols.topics import topic_filter
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from edgekit import Subscriber, edge_config, running
 
 from edge.agent import EdgeAgent
 from edge.drivers.simulated import SimulatedDriver
+from edge.testing import Subscriber, edge_config, running
 from linli.services import Mosquitto
 from protocols.messages import (
     DeviceEvent,

@@ -1,4 +1,8 @@
-"""Helpers for the edge agent's tests: configs, a real subscriber, a running agent."""
+"""Helpers for tests that run edge agents: a config, a real subscriber, a running agent.
+
+Used by tests/edge and by anyone embedding the agent (the simulators). Needs a broker on
+127.0.0.1; nothing here fakes one.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,23 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig, parse_config
-from linli.services import Mosquitto
 from protocols.codec import Decoded, decode
 from protocols.topics import Channel, topic
 
 
+class HasPort(Protocol):
+    port: int
+
+
 def edge_config(
-    tmp_path: Path, broker: Mosquitto, site: str, gateway: str = "gw1", **overrides: Any
+    tmp_path: Path, broker: HasPort, site: str, gateway: str = "gw1", **overrides: Any
 ) -> EdgeConfig:
     """A config for a test agent: its own state dir, the given broker, fast reconnects."""
     data: dict[str, Any] = {
@@ -52,7 +59,7 @@ class Subscriber:
 
     def __init__(
         self,
-        broker: Mosquitto,
+        broker: HasPort,
         filters: list[str],
         *,
         client_id: str | None = None,
@@ -67,7 +74,7 @@ class Subscriber:
             protocol=mqtt.MQTTv311,
             clean_session=False,
         )
-        self.client.reconnect_delay_set(0.1, 1)
+        self.client.reconnect_delay_set(1, 2)
         self.client.max_inflight_messages_set(1000)
         self._subscribed = threading.Event()
         self.filters = filters
@@ -101,26 +108,26 @@ class Subscriber:
         return [d for d in items if channel is None or d.topic.channel is channel]
 
     def wait_for(
-        self, predicate: Callable[[list[Decoded]], bool], timeout: float = 20.0
+        self, predicate: Callable[[list[Decoded]], bool], within: float = 20.0
     ) -> list[Decoded]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             items = self.snapshot()
             if predicate(items):
                 return items
             time.sleep(0.05)
-        raise AssertionError(f"condition not met in {timeout}s; got {len(self.snapshot())} msgs")
+        raise AssertionError(f"condition not met in {within}s; got {len(self.snapshot())} msgs")
 
     async def await_for(
-        self, predicate: Callable[[list[Decoded]], bool], timeout: float = 20.0
+        self, predicate: Callable[[list[Decoded]], bool], within: float = 20.0
     ) -> list[Decoded]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             items = self.snapshot()
             if predicate(items):
                 return items
             await asyncio.sleep(0.05)
-        raise AssertionError(f"condition not met in {timeout}s; got {len(self.snapshot())} msgs")
+        raise AssertionError(f"condition not met in {within}s; got {len(self.snapshot())} msgs")
 
     def close(self) -> None:
         self.client.disconnect()
@@ -128,7 +135,7 @@ class Subscriber:
 
 
 def publish_downlink(
-    broker: Mosquitto,
+    broker: HasPort,
     site: str,
     gateway: str,
     channel: Channel,
@@ -165,11 +172,11 @@ async def running(agent: EdgeAgent) -> AsyncIterator[EdgeAgent]:
 
 
 async def until(
-    predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition"
+    predicate: Callable[[], bool], within: float = 20.0, what: str = "condition"
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if predicate():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} not met in {timeout}s")
+    raise AssertionError(f"{what} not met in {within}s")
