@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ingest_support import Publisher
 from sqlalchemy.engine import Engine
 
 from cloud.db import create_schema, make_engine
 from linli.services import Mosquitto
+from tests.cloud.ingest.ingest_support import Publisher
 
 
 @pytest.fixture

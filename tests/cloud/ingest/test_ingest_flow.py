@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from ingest_support import Gateway, Publisher, config, count, running, until
 from sqlalchemy.engine import Engine
 
 from cloud.ingest import Ingest, StoredMessage
 from cloud.registry import Registry
 from cloud.storage.tables import DeadLetter, Reading, StoredEnvelope
 from linli.services import Mosquitto
+from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, count, running, until
 
 
 @pytest.mark.anyio

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from ingest_support import Gateway, Publisher, config, count, running, until
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from protocols.codec import MAX_PAYLOAD_BYTES, encode
 from protocols.errors import RejectReason
 from protocols.messages import Command
 from protocols.topics import PREFIX, Channel
+from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, count, running, until
 
 
 @pytest.mark.anyio

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from ingest_support import Gateway, Publisher, config, count, running, until
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from cloud.ingest import Ingest, StoredMessage
 from cloud.registry import Registry
 from cloud.storage.tables import Reading, StoredEnvelope
 from linli.services import Mosquitto
+from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, count, running, until
 
 REPO = Path(__file__).resolve().parents[3]
 

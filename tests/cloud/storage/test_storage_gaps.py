@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from storage_support import Gateway
 
 from cloud.ingest.store import BatchWriter
 from cloud.storage import gaps
 from cloud.storage.tables import GatewaySession, Reading, StoredEnvelope
+from tests.cloud.storage.storage_support import Gateway
 
 
 def test_gap_opens_then_closes_when_replay_fills_it(

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from storage_support import T0, Gateway
 
 from cloud.ingest.store import BatchWriter
 from cloud.storage import Bucket, apply_retention, downsample
 from cloud.storage.tables import AccessEventRow, Reading, StoredEnvelope
 from protocols.codec import new_id
 from protocols.messages import AccessEvent, AccessKind
+from tests.cloud.storage.storage_support import T0, Gateway
 
 
 def test_downsample_min_avg_max_per_bucket(engine: Engine, writer: BatchWriter, site: str) -> None:
