@@ -21,7 +21,7 @@ from protocols.rules.actions import (
     SendCommand,
 )
 from protocols.rules.durations import format_duration, parse_duration
-from protocols.rules.engine import RuleEngine, in_schedule
+from protocols.rules.engine import RuleEngine
 from protocols.rules.errors import RuleError
 from protocols.rules.language import (
     ActionSpec,
@@ -49,6 +49,7 @@ from protocols.rules.language import (
     Window,
 )
 from protocols.rules.loader import default_pack, edge_pack, load_rules, parse_rules
+from protocols.rules.matching import in_schedule
 from protocols.rules.observations import (
     DeviceInfo,
     Lookup,

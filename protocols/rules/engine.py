@@ -20,14 +20,11 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from protocols.kinds import DeviceKind
 from protocols.rules.actions import (
     Action,
     ClearAlert,
@@ -36,116 +33,63 @@ from protocols.rules.actions import (
     RaiseAlert,
     SendCommand,
 )
-from protocols.rules.evaluators import Evaluator, Hit, make_evaluator
+from protocols.rules.correlation import CorrelationEvaluator
+from protocols.rules.evaluators import (
+    ArmTimer,
+    CountEvaluator,
+    Evaluator,
+    Hit,
+    NoDataEvaluator,
+    RateEvaluator,
+    ThresholdEvaluator,
+)
 from protocols.rules.language import (
-    DAYS,
     CommandSpec,
     Correlation,
     Count,
     Event,
+    NoData,
     NotifySpec,
+    Rate,
     Rule,
     RuleSet,
-    Schedule,
     Scope,
     Selector,
+    Threshold,
+)
+from protocols.rules.matching import (
+    IndexKey,
+    Matcher,
+    both,
+    compile_selector,
+    in_schedule,
+    index_keys,
+    zone_info,
 )
 from protocols.rules.observations import Observation, Signal
 
 log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
-Matcher = Callable[[Observation], bool]
-IndexKey = tuple[DeviceKind | None, Signal | None]
+MAX_ROUTES = 10_000
+"""Cached (kind, signal) routes; cleared when full, so odd metric names cannot grow memory."""
 
 
-def compile_selector(sel: Selector | None, *, with_signal: bool = True) -> Matcher:
-    """A fast predicate for ``sel`` (the index already narrowed kind and signal)."""
-    if sel is None:
-        return lambda obs: True
-    checks: list[Matcher] = []
-    if sel.kind is not None:
-        kinds = frozenset(sel.kind)
-        checks.append(lambda o: o.kind in kinds)
-    if with_signal:
-        if sel.metric is not None:
-            metric = sel.metric
-            checks.append(lambda o: o.metric == metric)
-        if sel.event is not None:
-            event = sel.event
-            checks.append(lambda o: o.event == event)
-        if sel.access is not None:
-            access = frozenset(sel.access)
-            checks.append(lambda o: o.access in access)
-    if sel.decision is not None:
-        decisions = frozenset(sel.decision)
-        checks.append(lambda o: o.decision in decisions)
-    if sel.reason is not None:
-        reasons = frozenset(sel.reason)
-        checks.append(lambda o: o.reason in reasons)
-    if sel.devices is not None:
-        devices = frozenset(sel.devices)
-        checks.append(lambda o: o.device in devices)
-    if sel.zones is not None:
-        zones = frozenset(sel.zones)
-        checks.append(lambda o: o.zone in zones)
-    if sel.buildings is not None:
-        buildings = frozenset(sel.buildings)
-        checks.append(lambda o: o.building in buildings)
-    if sel.sites is not None:
-        sites = frozenset(sel.sites)
-        checks.append(lambda o: o.site in sites)
-    if sel.tags is not None:
-        tags = frozenset(sel.tags)
-        checks.append(lambda o: tags <= o.tags)
-    if not checks:
-        return lambda obs: True
-    if len(checks) == 1:
-        return checks[0]
-    return lambda o: all(check(o) for check in checks)
+def make_evaluator(rule: Rule, index: int, arm: ArmTimer) -> Evaluator:
+    cond = rule.when
+    if isinstance(cond, Threshold):
+        return ThresholdEvaluator(rule, index, arm)
+    if isinstance(cond, Rate):
+        return RateEvaluator(rule, index, arm)
+    if isinstance(cond, Count | Event):
+        return CountEvaluator(rule, index, arm)
+    if isinstance(cond, NoData):
+        return NoDataEvaluator(rule, index, arm)
+    return CorrelationEvaluator(rule, index, arm)
 
 
-def _index_keys(sel: Selector) -> list[IndexKey]:
-    kinds: list[DeviceKind | None] = list(sel.kind) if sel.kind is not None else [None]
-    signals: list[Signal | None]
-    if sel.metric is not None:
-        signals = [("metric", sel.metric)]
-    elif sel.event is not None:
-        signals = [("event", sel.event)]
-    elif sel.access is not None:
-        signals = [("access", a.value) for a in sel.access]
-    else:
-        signals = [None]
-    return [(k, s) for k in kinds for s in signals]
-
-
-@lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def in_schedule(schedule: Schedule, t: float, timezone: str) -> bool:
-    """Whether epoch second ``t`` falls in one of the windows, in ``timezone`` local time."""
-    local = datetime.fromtimestamp(t, _zone(schedule.timezone or timezone))
-    minute = local.hour * 60 + local.minute
-    today = DAYS[local.weekday()]
-    yesterday = DAYS[(local.weekday() - 1) % 7]
-    for w in schedule.windows:
-        if w.from_ == w.to or (w.from_ == 0 and w.to == 1440):
-            if today in w.days:
-                return True
-        elif w.from_ < w.to:
-            if today in w.days and w.from_ <= minute < w.to:
-                return True
-        elif (today in w.days and minute >= w.from_) or (yesterday in w.days and minute < w.to):
-            return True
-    return False
-
-
-@dataclass(slots=True)
-class _Entry:
-    rt: _RuleRuntime
-    member: int
-    match: Matcher
+_Entry = tuple["_RuleRuntime", int, Matcher | None]
+"""(rule, member, extra filter): member 0 is the rule's selector, 1 ``clear_on``; for a
+correlation, the member's index."""
 
 
 @dataclass(slots=True)
@@ -227,13 +171,14 @@ class RuleEngine:
         self.ruleset = ruleset
         self.timezones = dict(timezones or {})
         self.default_timezone = default_timezone
-        _zone(default_timezone)  # fail at start on a bad name, not at the first schedule
+        zone_info(default_timezone)  # fail at start on a bad name, not at the first schedule
         for tz in self.timezones.values():
-            _zone(tz)
+            zone_info(tz)
         self._timers: list[tuple[float, int, int, str]] = []
         self._seq = 0
         self._rules: list[_RuleRuntime] = []
         self._index: dict[IndexKey, list[_Entry]] = {}
+        self._routes: dict[tuple[Any, Signal], list[_Entry]] = {}
         for rule in ruleset.rules:
             if not rule.enabled:
                 continue
@@ -250,19 +195,31 @@ class RuleEngine:
         rule = rt.rule
         cond = rule.when
         if isinstance(cond, Correlation):
-            base = compile_selector(rule.select, with_signal=False)
+            base = compile_selector(rule.select, indexed=False)
             for m, member in enumerate(cond.all_of):
-                own = compile_selector(member.select)
-                self._index_entry(member.select, _Entry(rt, m, _both(base, own)))
+                own = compile_selector(member.select, indexed=True)
+                self._index_entry(member.select, (rt, m, both(base, own)))
             return
         assert rule.select is not None
-        self._index_entry(rule.select, _Entry(rt, 0, compile_selector(rule.select)))
+        self._index_entry(rule.select, (rt, 0, compile_selector(rule.select, indexed=True)))
         if isinstance(cond, Count | Event) and cond.clear_on is not None:
-            self._index_entry(cond.clear_on, _Entry(rt, 1, compile_selector(cond.clear_on)))
+            self._index_entry(cond.clear_on, (rt, 1, compile_selector(cond.clear_on, indexed=True)))
 
     def _index_entry(self, sel: Selector, entry: _Entry) -> None:
-        for key in _index_keys(sel):
+        for key in index_keys(sel):
             self._index.setdefault(key, []).append(entry)
+
+    def _route(self, kind: Any, sig: Signal) -> list[_Entry]:
+        """Every entry that may concern (kind, signal), in rule order; cached."""
+        keys: list[tuple[Any, Signal | None]] = [(None, sig), (None, None)]
+        if kind is not None:
+            keys += [(kind, sig), (kind, None)]
+        found = [entry for key in keys for entry in self._index.get(key, ())]
+        found.sort(key=lambda e: (e[0].index, e[1]))
+        if len(self._routes) >= MAX_ROUTES:
+            self._routes.clear()
+        self._routes[(kind, sig)] = found
+        return found
 
     def _arm(self, due: float, index: int, key: str) -> None:
         self._seq += 1
@@ -272,7 +229,6 @@ class RuleEngine:
 
     def observe(self, obs: Observation) -> list[Action]:
         """Process one observation; returns the actions it causes (often none)."""
-        kind = obs.kind
         if obs.metric is not None:
             sig: Signal = ("metric", obs.metric)
         elif obs.event is not None:
@@ -281,25 +237,18 @@ class RuleEngine:
             sig = ("access", obs.access.value)
         else:
             return []
-        index = self._index
-        lists = [
-            index.get((kind, sig)),
-            index.get((kind, None)) if kind is not None else None,
-            index.get((None, sig)),
-            index.get((None, None)),
-        ]
+        entries = self._routes.get((obs.kind, sig))
+        if entries is None:
+            entries = self._route(obs.kind, sig)
+        if not entries:
+            return []
+        t = obs.ts.timestamp()
         out: list[Action] = []
-        t: float | None = None
-        for entries in lists:
-            if not entries:
+        for rt, member, match in entries:
+            if match is not None and not match(obs):
                 continue
-            for entry in entries:
-                if not entry.match(obs):
-                    continue
-                if t is None:
-                    t = obs.ts.timestamp()
-                for hit in entry.rt.evaluator.observe(obs, t, entry.member):
-                    out.extend(self._apply(entry.rt, hit))
+            for hit in rt.evaluator.observe(obs, t, member):
+                out.extend(self._apply(rt, hit))
         return out
 
     def advance(self, now: datetime | float) -> list[Action]:
@@ -545,10 +494,6 @@ class RuleEngine:
         engine = cls(ruleset, timezones=timezones, default_timezone=default_timezone)
         engine.load(data)
         return engine
-
-
-def _both(a: Matcher, b: Matcher) -> Matcher:
-    return lambda o: a(o) and b(o)
 
 
 def _target(spec: CommandSpec, st: AlertState, ctx: Observation | None) -> CommandTarget | None:

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocols.rules.language import (
-    Correlation,
     Count,
     Event,
-    Member,
     NoData,
     Op,
     Rate,
@@ -55,11 +53,11 @@ class Hit:
     reason: str = "cleared"
 
 
-def _dump(obs: Observation | None) -> dict[str, Any] | None:
+def dump_obs(obs: Observation | None) -> dict[str, Any] | None:
     return None if obs is None else obs.model_dump(mode="json", exclude_none=True)
 
 
-def _load(data: Any) -> Observation | None:
+def load_obs(data: Any) -> Observation | None:
     return None if data is None else Observation.model_validate(data)
 
 
@@ -67,10 +65,6 @@ def subject_of(rule: Rule, obs: Observation) -> str:
     if rule.subject is SubjectType.ZONE:
         return obs.zone or obs.device
     return obs.device
-
-
-def _number(obs: Observation) -> float | bool | None:
-    return obs.value
 
 
 class Evaluator:
@@ -130,8 +124,8 @@ class LatchState:
             "since": self.since,
             "timer": self.timer,
             "live": self.live,
-            "first": _dump(self.first),
-            "last": _dump(self.last),
+            "first": dump_obs(self.first),
+            "last": dump_obs(self.last),
             "samples": [list(s) for s in self.samples],
         }
 
@@ -144,8 +138,8 @@ class LatchState:
             since=d.get("since"),
             timer=d.get("timer"),
             live=bool(d.get("live", True)),
-            first=_load(d.get("first")),
-            last=_load(d.get("last")),
+            first=load_obs(d.get("first")),
+            last=load_obs(d.get("last")),
             samples=deque((float(a), float(b)) for a, b in d.get("samples", ())),
         )
 
@@ -182,6 +176,11 @@ class LatchEvaluator(Evaluator):
         key = f"{obs.site}/{obs.device}"
         st = self._states.get(key)
         if st is None:
+            if not self.keep_state:
+                # Hot path: most readings are normal; keep no state for them at all.
+                value = obs.value
+                if value is None or not self.raw(value):
+                    return []
             st = LatchState(obs.site, subject_of(self.rule, obs))
         x = self.measure(st, obs, t)
         if x is None:
@@ -264,7 +263,7 @@ class ThresholdEvaluator(LatchEvaluator):
         return x < self.clear if self.up else x > self.clear
 
 
-def _rate(samples: deque[tuple[float, float]], t: float, x: float, over: float) -> float | None:
+def rate_of(samples: deque[tuple[float, float]], t: float, x: float, over: float) -> float | None:
     """Append ``(t, x)``, drop samples older than ``over`` and return the change per minute."""
     if samples and t < samples[-1][0]:
         return None  # out of order: callers keep per-device order; ignore rather than guess
@@ -294,7 +293,7 @@ class RateEvaluator(LatchEvaluator):
     def measure(self, st: LatchState, obs: Observation, t: float) -> float | bool | None:
         if obs.value is None:
             return None
-        return _rate(st.samples, t, float(obs.value), self.over)
+        return rate_of(st.samples, t, float(obs.value), self.over)
 
     def raw(self, x: float | bool) -> bool:
         return self.cmp(x, self.per_minute)
@@ -321,7 +320,7 @@ class CountState:
         return {
             "site": self.site,
             "subject": self.subject,
-            "events": [[t, _dump(o)] for t, o in self.events],
+            "events": [[t, dump_obs(o)] for t, o in self.events],
             "active": self.active,
             "timer": self.timer,
             "live": self.live,
@@ -416,7 +415,7 @@ class CountEvaluator(Evaluator):
         for k, d in data.items():
             events: deque[tuple[float, Observation]] = deque(maxlen=self.n)
             for t, o in d["events"]:
-                obs = _load(o)
+                obs = load_obs(o)
                 if obs is not None:
                     events.append((float(t), obs))
             self._states[k] = CountState(
@@ -491,7 +490,7 @@ class NoDataEvaluator(Evaluator):
                 "site": s.site,
                 "subject": s.subject,
                 "last_seen": s.last_seen,
-                "last": _dump(s.last),
+                "last": dump_obs(s.last),
                 "active": s.active,
                 "timer": s.timer,
             }
@@ -501,7 +500,7 @@ class NoDataEvaluator(Evaluator):
     def load(self, data: dict[str, Any]) -> None:
         self._states = {}
         for k, d in data.items():
-            last = _load(d["last"])
+            last = load_obs(d["last"])
             if last is None:
                 continue
             self._states[k] = SilenceState(
@@ -512,185 +511,3 @@ class NoDataEvaluator(Evaluator):
                 bool(d["active"]),
                 d.get("timer"),
             )
-
-
-# --- correlation ------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ZoneState:
-    site: str
-    zone: str
-    hits: list[dict[str, tuple[float, Observation]]]
-    active: bool = False
-    timer: float | None = None
-    live: bool = True
-
-
-def _assign(
-    hits: list[dict[str, tuple[float, Observation]]], horizon: float, distinct: bool
-) -> list[tuple[float, Observation]] | None:
-    """One hit per member newer than ``horizon``, on distinct devices if asked (backtracking)."""
-    cands = [
-        sorted(((t, o) for t, o in h.values() if t > horizon), key=lambda e: -e[0]) for h in hits
-    ]
-    if any(not c for c in cands):
-        return None
-    order = sorted(range(len(cands)), key=lambda i: len(cands[i]))
-    chosen: dict[int, tuple[float, Observation]] = {}
-    used: set[str] = set()
-
-    def go(pos: int) -> bool:
-        if pos == len(order):
-            return True
-        i = order[pos]
-        for t, o in cands[i]:
-            if distinct and o.device in used:
-                continue
-            chosen[i] = (t, o)
-            used.add(o.device)
-            if go(pos + 1):
-                return True
-            used.discard(o.device)
-        return False
-
-    if not go(0):
-        return None
-    return [chosen[i] for i in range(len(cands))]
-
-
-class CorrelationEvaluator(Evaluator):
-    """Every member holds on (distinct) devices of one zone within ``within``."""
-
-    def __init__(self, rule: Rule, index: int, arm: ArmTimer) -> None:
-        super().__init__(rule, index, arm)
-        cond = rule.when
-        assert isinstance(cond, Correlation)
-        self.members: tuple[Member, ...] = cond.all_of
-        self.within = cond.within
-        self.hold = cond.hold if cond.hold is not None else cond.within
-        self.distinct = cond.distinct_devices
-        self._states: dict[str, ZoneState] = {}
-        self._samples: dict[str, deque[tuple[float, float]]] = {}
-
-    def states(self) -> dict[str, Any]:
-        return self._states
-
-    def _member_holds(self, m: int, obs: Observation, t: float) -> bool | None:
-        member = self.members[m]
-        if obs.value is None:
-            return None
-        if member.per_minute is not None:
-            samples = self._samples.setdefault(f"{m}/{obs.site}/{obs.device}", deque())
-            rate = _rate(samples, t, float(obs.value), member.over)
-            return None if rate is None else OPS[member.op](rate, member.per_minute)
-        return OPS[member.op](obs.value, member.value)
-
-    def observe(self, obs: Observation, t: float, member: int) -> list[Hit]:
-        if obs.zone is None:
-            return []
-        holds = self._member_holds(member, obs, t)
-        if holds is None:
-            return []
-        key = f"{obs.site}/{obs.zone}"
-        st = self._states.get(key)
-        if st is None:
-            if not holds:
-                return []
-            st = self._states[key] = ZoneState(obs.site, obs.zone, [{} for _ in self.members])
-        if holds:
-            st.hits[member][obs.device] = (t, obs)
-        else:
-            st.hits[member].pop(obs.device, None)
-        horizon = t - max(self.within, self.hold)
-        for h in st.hits:
-            for dev in [d for d, (ht, _) in h.items() if ht <= horizon]:
-                del h[dev]
-        st.live = not obs.historical
-        match = _assign(st.hits, t - (self.hold if st.active else self.within), self.distinct)
-        if match is None:
-            if st.active:
-                st.active = False
-                return [Hit(key, st.site, st.zone, False, t, st.live, (obs,), obs)]
-            if not any(st.hits):
-                del self._states[key]
-            return []
-        st.active = True
-        self._arm(st, key, min(ht for ht, _ in match) + self.hold)
-        if not holds:
-            return []
-        evidence = tuple(o for _, o in sorted(match, key=lambda e: e[0]))
-        return [Hit(key, st.site, st.zone, True, t, st.live, evidence, obs)]
-
-    def on_timer(self, key: str, due: float, now: float) -> list[Hit]:
-        st = self._states.get(key)
-        if st is None or st.timer != due:
-            return []
-        st.timer = None
-        if not st.active:
-            return []
-        match = _assign(st.hits, now - self.hold, self.distinct)
-        if match is not None:
-            self._arm(st, key, min(ht for ht, _ in match) + self.hold)
-            return []
-        st.active = False
-        hit = Hit(key, st.site, st.zone, False, due, True, (), None, "window_expired")
-        for h in st.hits:
-            for dev in [d for d, (ht, _) in h.items() if ht <= now - max(self.within, self.hold)]:
-                del h[dev]
-        if not any(st.hits):
-            del self._states[key]
-        return [hit]
-
-    def export(self) -> dict[str, Any]:
-        return {
-            "zones": {
-                k: {
-                    "site": s.site,
-                    "zone": s.zone,
-                    "hits": [{d: [ht, _dump(o)] for d, (ht, o) in h.items()} for h in s.hits],
-                    "active": s.active,
-                    "timer": s.timer,
-                    "live": s.live,
-                }
-                for k, s in self._states.items()
-            },
-            "samples": {k: [list(x) for x in v] for k, v in self._samples.items()},
-        }
-
-    def load(self, data: dict[str, Any]) -> None:
-        self._states = {}
-        for k, d in data.get("zones", {}).items():
-            hits: list[dict[str, tuple[float, Observation]]] = []
-            for h in d["hits"][: len(self.members)]:
-                member_hits: dict[str, tuple[float, Observation]] = {}
-                for dev, (ht, o) in h.items():
-                    obs = _load(o)
-                    if obs is not None:
-                        member_hits[str(dev)] = (float(ht), obs)
-                hits.append(member_hits)
-            hits.extend({} for _ in range(len(self.members) - len(hits)))
-            self._states[k] = ZoneState(
-                str(d["site"]),
-                str(d["zone"]),
-                hits,
-                bool(d["active"]),
-                d.get("timer"),
-                bool(d.get("live", True)),
-            )
-        self._samples = {
-            k: deque((float(a), float(b)) for a, b in v) for k, v in data.get("samples", {}).items()
-        }
-
-
-def make_evaluator(rule: Rule, index: int, arm: ArmTimer) -> Evaluator:
-    cond = rule.when
-    if isinstance(cond, Threshold):
-        return ThresholdEvaluator(rule, index, arm)
-    if isinstance(cond, Rate):
-        return RateEvaluator(rule, index, arm)
-    if isinstance(cond, Count | Event):
-        return CountEvaluator(rule, index, arm)
-    if isinstance(cond, NoData):
-        return NoDataEvaluator(rule, index, arm)
-    return CorrelationEvaluator(rule, index, arm)

@@ -85,24 +85,63 @@ Lookup = Callable[
 """``lookup(site, device)`` → ``(kind, zone, building)`` (or a :class:`DeviceInfo`), or None."""
 
 
+_NO_TAGS: frozenset[str] = frozenset()
+
+
 def _context(
     lookup: Lookup, site: str, device: str
 ) -> tuple[DeviceKind | None, str | None, str | None, frozenset[str]]:
     info = lookup(site, device)
     if info is None:
-        return None, None, None, frozenset()
+        return None, None, None, _NO_TAGS
     kind = info[0]
-    tags: frozenset[str] = info[3] if len(info) > 3 else frozenset()
-    return (DeviceKind(kind) if kind is not None else None), info[1], info[2], tags
+    if kind is not None and kind.__class__ is not DeviceKind:
+        kind = DeviceKind(kind)  # a plain string from the registry
+    tags: frozenset[str] = info[3] if len(info) > 3 else _NO_TAGS
+    return kind, info[1], info[2], tags
+
+
+_DEFAULTS = {
+    name: f.get_default(call_default_factory=True)
+    for name, f in Observation.model_fields.items()
+    if not f.is_required()
+}
+_READING_SET = frozenset(
+    [
+        "ts",
+        "site",
+        "gateway",
+        "device",
+        "kind",
+        "zone",
+        "building",
+        "tags",
+        "metric",
+        "value",
+        "historical",
+        "msg_id",
+    ]
+)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _build(values: dict[str, Any], fields_set: set[str]) -> Observation:
+    """An Observation from already-validated message fields, without re-validating them.
+
+    ``model_construct`` costs ~10 µs here, this ~1.5 µs: it matters at 50,000 readings/s.
+    ``values`` must hold every field; a test checks the result equals full validation.
+    """
+    obs = _new(Observation)
+    _set(obs, "__dict__", values)
+    _set(obs, "__pydantic_fields_set__", fields_set)
+    _set(obs, "__pydantic_extra__", None)
+    _set(obs, "__pydantic_private__", None)
+    return obs
 
 
 def _make(**fields: Any) -> Observation:
-    # The decoded message was validated already; skip re-validation on the hot path.
-    fields.setdefault("kind", None)
-    fields.setdefault("tags", frozenset())
-    for name in ("value", "event", "access", "decision", "reason", "person", "metric"):
-        fields.setdefault(name, None)
-    return Observation.model_construct(**fields)
+    return _build({**_DEFAULTS, **fields}, set(fields))
 
 
 def observations_from(decoded: Decoded, lookup: Lookup) -> list[Observation]:
@@ -117,26 +156,31 @@ def observations_from(decoded: Decoded, lookup: Lookup) -> list[Observation]:
     if isinstance(msg, Telemetry):
         out = []
         cache: dict[str, tuple[DeviceKind | None, str | None, str | None, frozenset[str]]] = {}
+        historical, msg_id = msg.historical, msg.msg_id
         for r in msg.readings:
             ctx = cache.get(r.device)
             if ctx is None:
                 ctx = cache[r.device] = _context(lookup, site, r.device)
-            out.append(
-                _make(
-                    ts=r.ts,
-                    site=site,
-                    gateway=gateway,
-                    device=r.device,
-                    kind=ctx[0],
-                    zone=ctx[1],
-                    building=ctx[2],
-                    tags=ctx[3],
-                    metric=r.metric,
-                    value=r.value,
-                    historical=msg.historical,
-                    msg_id=msg.msg_id,
-                )
-            )
+            values = {
+                "ts": r.ts,
+                "site": site,
+                "gateway": gateway,
+                "device": r.device,
+                "kind": ctx[0],
+                "zone": ctx[1],
+                "building": ctx[2],
+                "tags": ctx[3],
+                "metric": r.metric,
+                "value": r.value,
+                "event": None,
+                "access": None,
+                "decision": None,
+                "reason": None,
+                "person": None,
+                "historical": historical,
+                "msg_id": msg_id,
+            }
+            out.append(_build(values, set(_READING_SET)))
         return out
     if isinstance(msg, DeviceEvent):
         kind, zone, building, tags = _context(lookup, site, msg.device)
