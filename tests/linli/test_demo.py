@@ -1,0 +1,69 @@
+"""`make demo` runs `linli demo`: the smoke alert must be on the board within 30 s, and Ctrl-C
+must stop everything it started (cloud, simulated gateways, broker)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _running(pattern: str) -> bool:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return bool(out.stdout.strip())
+
+
+def test_demo_shows_smoke_alert_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    state = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "linli",
+            "demo",
+            "--port",
+            "0",
+            "--state-dir",
+            str(state),
+            "--smoke-after",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    seen = None
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            match = re.search(r"Alert on the board after ([\d.]+) s", line)
+            if match:
+                seen = float(match.group(1))
+                break
+        text = "".join(lines)
+        assert "Dashboard:  http://127.0.0.1:" in text, text
+        assert re.search(r"Log in as:  demo-admin  /  \S{12,}", text), text
+        assert seen is not None, text
+        assert seen < 30, text
+        assert '"rule_id": "smoke-alarm"' in text
+        assert _running(str(state / "mosquitto"))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Nothing the demo started may outlive it.
+    time.sleep(0.5)
+    assert not _running(str(state / "mosquitto"))
