@@ -4,7 +4,8 @@ An :class:`Output` is one on/off line — a GPIO relay (gpiozero) or a simulated
 its history. A :class:`Door` "on" means the lock is released; ``door.open`` relocks after
 ``open_seconds``. Handlers registered by :func:`register_actuators`:
 
-``door.open``   target = door id (optional when the gateway has one door); param ``seconds``
+``door.open``   target = door id (optional when the gateway has one door); params ``seconds``,
+                or ``hold: true`` to stay released until ``door.lock`` (evacuation)
 ``door.lock``   target = door id
 ``siren.on``    target optional (the gateway's siren)
 ``siren.off``
@@ -122,12 +123,15 @@ class Door:
     def released(self) -> bool:
         return self.output.value
 
-    def open(self, seconds: float | None = None) -> float:
-        """Release the lock; relock after ``seconds`` (default ``open_seconds``)."""
-        duration = self.open_seconds if seconds is None else seconds
+    def open(self, seconds: float | None = None, *, hold: bool = False) -> float | None:
+        """Release the lock; relock after ``seconds`` (default ``open_seconds``) unless held."""
         self.output.set(True)
         if self._relock is not None:
             self._relock.cancel()
+            self._relock = None
+        if hold:
+            return None
+        duration = self.open_seconds if seconds is None else seconds
         self._relock = asyncio.get_running_loop().call_later(duration, self.lock)
         return duration
 
@@ -188,7 +192,8 @@ class Actuators:
             raise CommandRefused("param seconds must be a number")
         if seconds is not None and not 0 < seconds <= 600:
             raise CommandRefused("param seconds must be in (0, 600]")
-        duration = door.open(seconds)
+        hold = command.params.get("hold") is True
+        duration = door.open(seconds, hold=hold)
         return {"door": door.id, "released": True, "seconds": duration}
 
     async def door_lock(self, command: Command) -> Result:

@@ -246,7 +246,9 @@ class EdgeAgent:
                             attrs={"metric": s.metric},
                         )
                     )
-                if self.reporter.offer(s.device, s.metric, s.value, s.ts):
+                if change is not None:  # a safety flip is reported whatever the policy
+                    self.reporter.note(s.device, s.metric, s.value, s.ts)
+                if change is not None or self.reporter.offer(s.device, s.metric, s.value, s.ts):
                     info = metric(s.kind, s.metric)
                     readings.append(
                         Reading(

@@ -81,6 +81,10 @@ class Reporter:
             return True
         return False
 
+    def note(self, device: str, name: str, value: Value, now: float) -> None:
+        """Record a report made regardless of the policy (a safety flip is always reported)."""
+        self._last[(device, name)] = (value, now)
+
     def forget(self, device: str) -> None:
         for key in [k for k in self._last if k[0] == device]:
             del self._last[key]

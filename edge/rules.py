@@ -5,8 +5,10 @@ Every message the agent stores is also turned into observations for a local
 the ones in ``rules.file``, else the default pack's, until the cloud sends a rule set in the
 retained ``config`` (``GatewayConfig.rules``; only a newer version is applied).
 
-``SendCommand`` actions run on this gateway's own actuators — in ``offline`` mode (default)
-only while the uplink is down, since the cloud runs the same rules when it is up. Targets are
+``SendCommand`` actions run on this gateway's own actuators: always for ``runs_on: edge`` rules
+(the cloud never runs them), and for ``runs_on: both`` rules only while the uplink is down,
+since the cloud runs those itself when it is up (``rules.mode: always`` runs them locally all
+the time). Targets are
 resolved locally: a siren command goes to the gateway's siren, a door-lock command to every
 door of the gateway, others to every local device of the target kind. Each local execution is
 recorded as a ``rule.command`` DeviceEvent (safety lane) so the cloud learns what the gateway
@@ -41,6 +43,7 @@ from protocols.rules import (
     RuleEngine,
     RuleError,
     RuleSet,
+    RunsOn,
     SendCommand,
     edge_pack,
     load_rules,
@@ -78,7 +81,9 @@ class LocalRules:
             ch: Topic(self.site, agent.config.gateway, ch)
             for ch in (Channel.TELEMETRY, Channel.EVENT, Channel.ACCESS)
         }
-        self.engine = RuleEngine(initial_ruleset(config))
+        self.engine = RuleEngine(RuleSet())
+        self.runs_on: dict[str, RunsOn] = {}
+        self.use(initial_ruleset(config))
         self.version: int | None = None
         self.executed: list[tuple[str, str, str | None, AckStatus]] = []  # rule, name, target
         self.actions_seen = 0
@@ -114,23 +119,30 @@ class LocalRules:
         except RuleError as exc:
             log.error("rule set of config version %d refused: %s", version, exc)
             return False
-        self.engine = RuleEngine(ruleset)
+        self.use(ruleset)
         self.version = version
         log.info("local rules: %d edge rule(s) from config v%d", len(ruleset.rules), version)
         return True
 
+    def use(self, ruleset: RuleSet) -> None:
+        self.engine = RuleEngine(ruleset)
+        self.runs_on = {rule.id: rule.runs_on for rule in ruleset.rules}
+
     # -- outputs ---------------------------------------------------------------------------
 
-    @property
-    def local(self) -> bool:
-        """Whether rule commands run here now."""
-        return self.config.mode is RulesMode.ALWAYS or not self.agent.uplink.connected
+    def local(self, rule_id: str) -> bool:
+        """Whether this rule's commands run here now."""
+        return (
+            self.runs_on.get(rule_id) is RunsOn.EDGE
+            or self.config.mode is RulesMode.ALWAYS
+            or not self.agent.uplink.connected
+        )
 
     def handle(self, actions: list[Action]) -> None:
         for action in actions:
             self.actions_seen += 1
             if isinstance(action, SendCommand):
-                if self.local:
+                if self.local(action.rule_id):
                     for target in self.resolve(action):
                         task = asyncio.get_running_loop().create_task(
                             self._run_command(action, target), name=f"rule:{action.rule_id}"
