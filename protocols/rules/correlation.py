@@ -13,6 +13,7 @@ from protocols.rules.evaluators import (
     Hit,
     dump_obs,
     load_obs,
+    opt_float,
     rate_of,
 )
 from protocols.rules.language import Correlation, Member, Rule
@@ -177,7 +178,7 @@ class CorrelationEvaluator(Evaluator):
                 str(d["zone"]),
                 hits,
                 bool(d["active"]),
-                d.get("timer"),
+                opt_float(d.get("timer")),
                 bool(d.get("live", True)),
             )
         self._samples = {

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from protocols.rules.actions import (
     Action,
     ClearAlert,
@@ -42,6 +44,7 @@ from protocols.rules.evaluators import (
     NoDataEvaluator,
     RateEvaluator,
     ThresholdEvaluator,
+    opt_float,
 )
 from protocols.rules.language import (
     CommandSpec,
@@ -129,9 +132,9 @@ class AlertState:
             subject=str(d["subject"]),
             sources={str(s) for s in d.get("sources", ())},
             raised=bool(d.get("raised", False)),
-            last_raise=d.get("last_raise"),
+            last_raise=opt_float(d.get("last_raise")),
             live=bool(d.get("live", True)),
-            timer=d.get("timer"),
+            timer=opt_float(d.get("timer")),
             evidence=tuple(Observation.model_validate(o) for o in d.get("evidence", ())),
             ctx=None if ctx is None else Observation.model_validate(ctx),
         )
@@ -462,24 +465,39 @@ class RuleEngine:
         State of a rule whose definition changed since the snapshot is dropped: its
         meaning would differ. Unknown rules are ignored.
         """
-        if data.get("v") != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {data.get('v')!r} is not {SNAPSHOT_VERSION}")
-        by_id = {rt.rule.id: rt for rt in self._rules}
-        for rule_id, part in data.get("rules", {}).items():
-            rt = by_id.get(rule_id)
-            if rt is None or part.get("fingerprint") != rt.fingerprint:
-                log.info("snapshot state of rule %s dropped: rule missing or changed", rule_id)
-                continue
-            merged = _merge_state(rt.evaluator.export(), part.get("state", {}))
-            rt.evaluator.load(merged)
-            for key, a in part.get("alerts", {}).items():
-                rt.alerts[key] = AlertState.load(a)
+        if not isinstance(data, Mapping) or data.get("v") != SNAPSHOT_VERSION:
+            version = data.get("v") if isinstance(data, Mapping) else None
+            raise ValueError(f"snapshot version {version!r} is not {SNAPSHOT_VERSION}")
+        try:
+            staged = self._stage(data)
+        except (KeyError, TypeError, AttributeError, ValueError, ValidationError) as exc:
+            raise ValueError(f"snapshot not usable: {exc}") from exc
+        # Nothing changed until here: a bad snapshot leaves the engine as it was.
+        for rt, evaluator, alerts in staged:
+            rt.evaluator = evaluator
+            rt.alerts.update(alerts)
         self._timers = []
         for rt in self._rules:
             rt.evaluator.rearm_all()
             for key, a in rt.alerts.items():
                 if a.timer is not None:
                     self._arm(a.timer, rt.index, "\x00" + key)
+
+    def _stage(
+        self, data: Mapping[str, Any]
+    ) -> list[tuple[_RuleRuntime, Evaluator, dict[str, AlertState]]]:
+        by_id = {rt.rule.id: rt for rt in self._rules}
+        staged = []
+        for rule_id, part in data["rules"].items():
+            rt = by_id.get(rule_id)
+            if rt is None or part.get("fingerprint") != rt.fingerprint:
+                log.info("snapshot state of rule %s dropped: rule missing or changed", rule_id)
+                continue
+            evaluator = make_evaluator(rt.rule, rt.index, self._arm)
+            evaluator.load(_merge_state(rt.evaluator.export(), part.get("state", {})))
+            alerts = {str(k): AlertState.load(a) for k, a in part.get("alerts", {}).items()}
+            staged.append((rt, evaluator, alerts))
+        return staged
 
     @classmethod
     def restore(

@@ -53,6 +53,15 @@ class Hit:
     reason: str = "cleared"
 
 
+def opt_float(value: Any) -> float | None:
+    """A number from a snapshot, or None; anything else is a TypeError/ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
 def dump_obs(obs: Observation | None) -> dict[str, Any] | None:
     return None if obs is None else obs.model_dump(mode="json", exclude_none=True)
 
@@ -135,8 +144,8 @@ class LatchState:
             site=str(d["site"]),
             subject=str(d["subject"]),
             active=bool(d["active"]),
-            since=d.get("since"),
-            timer=d.get("timer"),
+            since=opt_float(d.get("since")),
+            timer=opt_float(d.get("timer")),
             live=bool(d.get("live", True)),
             first=load_obs(d.get("first")),
             last=load_obs(d.get("last")),
@@ -423,7 +432,7 @@ class CountEvaluator(Evaluator):
                 str(d["subject"]),
                 events,
                 bool(d["active"]),
-                d.get("timer"),
+                opt_float(d.get("timer")),
                 bool(d.get("live", True)),
             )
 
@@ -509,5 +518,5 @@ class NoDataEvaluator(Evaluator):
                 float(d["last_seen"]),
                 last,
                 bool(d["active"]),
-                d.get("timer"),
+                opt_float(d.get("timer")),
             )

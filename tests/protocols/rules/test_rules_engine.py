@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -428,3 +429,58 @@ def test_never_two_active_alerts_for_one_rule_and_subject(
                 assert a.key in active, f"clear of {a.key} that was not raised"
                 active.discard(a.key)
         assert set(engine.active()) == active
+
+
+def test_a_broken_snapshot_is_a_value_error_and_changes_nothing() -> None:
+    mk = Make()
+    pack = default_pack().for_cloud()
+    engine = RuleEngine(pack)
+    engine.observe(mk.reading(0, "sm1", SMOKE, "smoke", True))
+    before = engine.snapshot()
+    good = RuleEngine(pack)
+    good.observe(mk.reading(0, "h1", HEAT, "temperature", 70))
+    broken = json.loads(json.dumps(good.snapshot()))
+    broken["rules"]["heat-high"]["alerts"]["site1/h1"]["timer"] = "soon"
+    bads: list[Any] = [{"v": 99}, {"v": 1}, {"v": 1, "rules": []}, broken, []]
+    for bad in bads:
+        try:
+            engine.load(bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"accepted {bad!r}")
+        assert engine.snapshot() == before
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_mutated_snapshots_load_or_raise_value_error(data: st.DataObject) -> None:
+    mk = Make()
+    pack = default_pack()
+    engine = RuleEngine(pack)
+    _run(engine, _mixed_inputs(mk, 0, 300))
+    snap = json.loads(json.dumps(engine.snapshot()))
+
+    def walk(node: object, path: tuple[object, ...]) -> list[tuple[object, ...]]:
+        out = [path]
+        if isinstance(node, dict):
+            for k, v in node.items():
+                out += walk(v, (*path, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                out += walk(v, (*path, i))
+        return out
+
+    path = data.draw(st.sampled_from(walk(snap, ())[1:]))
+    junk = data.draw(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5)))
+    node: Any = snap
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = junk
+    fresh = RuleEngine(pack)
+    try:
+        fresh.load(snap)
+    except ValueError:
+        return
+    # Whatever loaded keeps working.
+    _run(fresh, _mixed_inputs(mk, 300, 600))
