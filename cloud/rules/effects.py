@@ -53,6 +53,8 @@ class _Outcome:
     notices: list[tuple[tuple[str, ...], Notice]] = field(default_factory=list)
     commands: list[tuple[str, str, Command]] = field(default_factory=list)
     whistles: list[Notice] = field(default_factory=list)
+    raised: dict[tuple[str, str, str], tuple[str, set[str]]] = field(default_factory=dict)
+    """(site, rule, subject) → (raise outcome, channels already told) in this batch."""
 
 
 class Effects:
@@ -178,9 +180,12 @@ class Effects:
         )
         self.counts[f"raise_{result.outcome}"] += 1
         out.alerts.append((result.alert, result.outcome))
+        told: set[str] = set()
         if result.notify:
             channels = self.settings.escalation.on_raise.get(result.alert.severity, ())
             out.notices.append((channels, notice_of(result.alert, result.outcome)))
+            told.update(channels)
+        out.raised[(action.site, action.rule_id, action.subject)] = (result.outcome, told)
 
     def _alert_id(self, db: Session, site: str, rule_id: str, subject: str) -> int | None:
         key = alerts.active_key(site, rule_id, subject)
@@ -229,9 +234,18 @@ class Effects:
 
     def _notify(self, db: Session, action: Notify, now: datetime, out: _Outcome) -> None:
         alert_id = self._alert_id(db, action.site, action.rule_id, action.subject)
-        channels = tuple(c for c in action.channels if c in self.settings.channels)
-        whistle = WHISTLE in action.channels and WHISTLE not in self.settings.channels
-        unknown = set(action.channels) - set(channels) - ({WHISTLE} if whistle else set())
+        wanted: tuple[str, ...] = action.channels
+        raised = out.raised.get((action.site, action.rule_id, action.subject))
+        if raised is not None:
+            outcome, told = raised
+            if outcome not in ("created", "reopened"):
+                # A flapping or repeating condition tells people once, not on every raise.
+                self.counts["notify_suppressed"] += 1
+                return
+            wanted = tuple(c for c in wanted if c not in told)
+        channels = tuple(c for c in wanted if c in self.settings.channels)
+        whistle = WHISTLE in wanted and WHISTLE not in self.settings.channels
+        unknown = set(wanted) - set(channels) - ({WHISTLE} if whistle else set())
         if unknown:
             self.counts["notify_unknown_channel"] += len(unknown)
             log.warning("rule %s names unconfigured channel(s) %s", action.rule_id, sorted(unknown))

@@ -166,3 +166,42 @@ class Gateway:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+class Listener:
+    """A test subscriber (paho) on downlink topics; collects decoded messages."""
+
+    def __init__(self, port: int, filter_: str) -> None:
+        import threading
+
+        from protocols.codec import Decoded, decode
+
+        self.messages: list[Decoded] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+
+        def on_message(client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+            with self._lock:
+                self.messages.append(decode(msg.topic, bytes(msg.payload), uplink=False))
+
+        def on_subscribe(*args: object) -> None:
+            self._subscribed.set()
+
+        def on_connect(client: paho.Client, *args: object) -> None:
+            client.subscribe(filter_, qos=1)
+
+        self.client = paho.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = on_message
+        self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._subscribed.wait(10), "test subscriber did not subscribe"
+
+    def received(self) -> list[Any]:
+        with self._lock:
+            return [d.message for d in self.messages]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
