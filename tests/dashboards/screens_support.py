@@ -7,7 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -35,7 +37,7 @@ SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 class Cloud:
     """The real cloud app (``cloud.api.create_app``) with its lifespan running."""
 
-    def __init__(self, app: FastAPI, client: TestClient) -> None:
+    def __init__(self, app: FastAPI, client: httpx.Client) -> None:
         self.app = app
         self.client = client
         self.tokens: dict[Role, str] = {}
@@ -44,6 +46,12 @@ class Cloud:
                 user = service.create_user(db, f"{role.value}1", PASSWORD, role)
                 self.tokens[role], _ = service.issue_token(db, user, 3600)
             db.commit()
+
+    @property
+    def testclient(self) -> TestClient:
+        """The in-process client (WebSocket support); only for a cloud run by TestClient."""
+        assert isinstance(self.client, TestClient)
+        return self.client
 
     def auth(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -102,3 +110,57 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+class FakeGatewayLink:
+    """Stands in for a gateway's uplink: publishes wire messages through the real broker
+    (paho, QoS1), and listens on the gateway's command topic."""
+
+    def __init__(self, port: int, site: str, gateway: str = "gw1") -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from protocols.codec import decode, new_id
+        from protocols.topics import Channel, topic
+
+        self.site, self.gateway = site, gateway
+        self.boot_id = new_id()
+        self.seq = 0
+        self.commands: list[object] = []
+        self._topic = topic
+        cmd_topic = topic(site, gateway, Channel.CMD)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"gw-{site}")
+        subscribed = threading.Event()
+
+        def on_connect(client: paho.Client, *_args: object) -> None:
+            client.subscribe(cmd_topic, qos=1)
+
+        def on_subscribe(*_args: object) -> None:
+            subscribed.set()
+
+        def on_message(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+            self.commands.append(decode(msg.topic, bytes(msg.payload)).message)
+
+        self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
+        self.client.on_message = on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not subscribed.wait(20):
+            raise RuntimeError("test gateway could not subscribe")
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def send(self, message: Any) -> None:
+        from protocols.codec import channel_of, encode
+
+        info = self.client.publish(
+            self._topic(self.site, self.gateway, channel_of(message)), encode(message), qos=1
+        )
+        info.wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

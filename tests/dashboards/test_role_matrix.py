@@ -84,7 +84,10 @@ def test_no_route_answers_without_a_session(cloud: Cloud) -> None:
         if access.public and access.roles is None:
             continue
         if websocket:
-            with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect(path):
+            with (
+                pytest.raises(WebSocketDisconnect) as info,
+                cloud.testclient.websocket_connect(path),
+            ):
                 pass
             assert info.value.code == 1008, path
             continue
@@ -190,6 +193,6 @@ def test_role_action_matrix(cloud: Cloud, role: Role) -> None:
 def test_stream_hides_access_events_from_non_staff(cloud: Cloud) -> None:
     for role, expected in [(Role.GUARD, ["access", "alert", "notification"]),
                            (Role.VIEWER, ["alert", "notification"])]:  # fmt: skip
-        with cloud.client.websocket_connect("/api/stream", headers=cloud.auth(role)) as ws:
+        with cloud.testclient.websocket_connect("/api/stream", headers=cloud.auth(role)) as ws:
             hello = ws.receive_json()
         assert hello["type"] == "hello" and hello["topics"] == expected

@@ -1,0 +1,314 @@
+"""Acceptance in real Chromium against the real cloud app (uvicorn, SQLite, mosquitto).
+
+A manager sees a simulated smoke alarm arrive live, acknowledges and resolves it, and finds the
+audit entry; a guard sees an access event arrive on the gate terminal and opens a door by hand
+with a reason; a viewer can do neither. Screenshots of the three screens in both languages go to
+test-artifacts/screenshots/ (a set is copied to docs/screenshots/).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from cloud.api import create_app
+from cloud.registry.sitefile import SiteFile
+from linli.services import Mosquitto
+from protocols.codec import new_id
+from protocols.kinds import DeviceKind
+from protocols.messages import (
+    AccessDecision,
+    AccessEvent,
+    AccessKind,
+    AccessMethod,
+    Command,
+    Reading,
+    Telemetry,
+)
+from simulators.devices import make_device
+from tests.dashboards.conftest import cloud_settings
+from tests.dashboards.screens_support import (
+    REPO,
+    SCREENSHOTS,
+    FakeGatewayLink,
+    LiveServer,
+    screenshot,
+    sign_in,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def demo_site(site: str) -> SiteFile:
+    devices = [
+        {"id": "smoke-101", "kind": "smoke", "building": "b1", "floor": "b1-f1", "zone": "b1-f1"},
+        {"id": "smoke-201", "kind": "smoke", "building": "b1", "floor": "b1-f2", "zone": "b1-f2"},
+        {"id": "heat-101", "kind": "heat", "building": "b1", "floor": "b1-f1", "zone": "b1-f1"},
+        {"id": "leak-g1", "kind": "water_leak", "building": "b2", "floor": "b2-b1", "zone": "gar"},
+        {"id": "gate-1", "kind": "door_lock", "zone": "gate"},
+        {"id": "gate-2", "kind": "door_lock", "zone": "gate"},
+    ]
+    return SiteFile.model_validate(
+        {
+            "site": site,
+            "name": "Demo",
+            "buildings": [
+                {"id": "b1", "floors": [{"id": "b1-f1", "level": 1}, {"id": "b1-f2", "level": 2}]},
+                {"id": "b2", "floors": [{"id": "b2-b1", "level": -1}]},
+            ],
+            "zones": [
+                {"id": "b1-f1", "building": "b1", "floor": "b1-f1"},
+                {"id": "b1-f2", "building": "b1", "floor": "b1-f2"},
+                {"id": "gar", "building": "b2", "floor": "b2-b1"},
+                {"id": "gate"},
+            ],
+            "gateways": [{"id": "gw1", "building": "b1", "devices": devices}],
+        }
+    )
+
+
+class Site:
+    def __init__(self, server: LiveServer, gateway: FakeGatewayLink, site: str) -> None:
+        self.server, self.gateway, self.site = server, gateway, site
+        self.url = server.url
+
+
+@pytest.fixture
+def live_site(tmp_path: Path, mosquitto: Mosquitto, site: str) -> Iterator[Site]:
+    app = create_app(cloud_settings(tmp_path, mosquitto, site))
+    with LiveServer(app) as server:
+        from tests.dashboards.screens_support import Cloud
+
+        cloud = Cloud(app, httpx.Client(base_url=server.url, timeout=30))
+        services = app.state.services
+        with services.sessions.begin() as db:
+            services.registry.import_site(db, demo_site(site))
+        cloud.wait_for(lambda: cloud.client.get("/ready").status_code == 200)
+        gateway = FakeGatewayLink(mosquitto.port, site)
+        try:
+            yield Site(server, gateway, site)
+        finally:
+            gateway.close()
+            cloud.client.close()
+
+
+def smoke_alarm(gateway: FakeGatewayLink, device: str) -> Telemetry:
+    """A reading from the simulator's smoke detector model, forced into alarm."""
+    virtual = make_device(DeviceKind.SMOKE, device, seed=1)
+    virtual.force("smoke", True)
+    now = datetime.now(UTC)
+    readings = tuple(
+        Reading(device=device, metric=metric, value=value, ts=now)
+        for metric, value in virtual.read(now.timestamp())
+    )
+    return Telemetry(
+        msg_id=new_id(), boot_id=gateway.boot_id, seq=gateway.next_seq(), ts=now, readings=readings
+    )
+
+
+def face_thumbnail() -> str:
+    image = np.full((96, 96, 3), (60, 120, 200), np.uint8)
+    cv2.circle(image, (48, 40), 22, (180, 200, 230), -1)
+    ok, jpeg = cv2.imencode(".jpg", image)
+    assert ok
+    return base64.b64encode(jpeg.tobytes()).decode()
+
+
+def access_granted(gateway: FakeGatewayLink, door: str, name: str) -> AccessEvent:
+    return AccessEvent(
+        msg_id=new_id(),
+        boot_id=gateway.boot_id,
+        seq=gateway.next_seq(),
+        ts=datetime.now(UTC),
+        door=door,
+        kind=AccessKind.DECISION,
+        decision=AccessDecision.GRANTED,
+        reason="allow_list",
+        method=AccessMethod.FACE,
+        person_id="p-zhang",
+        person_name=name,
+        distance=0.38,
+        liveness=0.93,
+        thumbnail_jpeg_b64=face_thumbnail(),
+    )
+
+
+def audit_actions(page: Page) -> list[str]:
+    page.click('#tabs button[data-tab="audit"]')
+    page.wait_for_selector("#audit-table")
+    actions: list[str] = page.eval_on_selector_all(
+        "#audit-table tr[data-action]", "rows => rows.map(r => r.dataset.action)"
+    )
+    return actions
+
+
+def test_manager_sees_alert_live_acknowledges_resolves_and_finds_the_audit_entry(
+    browser: Browser, live_site: Site
+) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_site.url, "manager1")
+    assert page.url.endswith("/console")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#conn")).to_have_class("conn up")
+    assert page.locator(".alert-card").count() == 0
+
+    live_site.gateway.send(smoke_alarm(live_site.gateway, "smoke-101"))
+    card = page.locator(".alert-card[data-severity='critical']")
+    expect(card).to_have_count(1)  # arrived over the WebSocket: the page was never reloaded
+    expect(card).to_contain_text("smoke-101")
+    expect(card).to_contain_text("烟感报警")
+    assert page.evaluate("window.linliBeeps || 0") >= 1  # the critical alert sounded
+    expect(page.locator(".kpi.critical .value")).to_have_text("1")
+
+    card.click()
+    expect(page.locator("#detail-status")).to_have_attribute("data-status", "open")
+    page.click("button[data-action='acknowledge']")
+    expect(page.locator("#detail-status")).to_have_attribute("data-status", "acknowledged")
+    page.fill("#note", "误报：厨房油烟")
+    page.click("button[data-action='resolve']")
+    expect(page.locator("#detail-status")).to_have_attribute("data-status", "resolved")
+    expect(page.locator("#timeline li[data-kind='resolve']")).to_have_count(1)
+    kinds = page.eval_on_selector_all("#timeline li", "items => items.map(i => i.dataset.kind)")
+    assert {"raised", "acknowledge", "resolve"} <= set(kinds), kinds
+    expect(page.locator("#timeline")).to_contain_text("误报：厨房油烟")
+    screenshot(page, "console-alert-zh")
+
+    actions = audit_actions(page)
+    assert "alert.resolve" in actions
+    row = page.locator("#audit-table tr[data-action='alert.resolve']").first
+    expect(row).to_contain_text("manager1")
+    expect(row).to_contain_text("误报：厨房油烟")
+    context.close()
+    assert not errors, errors
+
+
+def test_guard_sees_access_event_live_and_opens_a_door_with_a_reason(
+    browser: Browser, live_site: Site
+) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_site.url, "guard1")
+    assert page.url.endswith("/gate")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#conn")).to_have_class("conn up")
+    expect(page.locator(".door")).to_have_count(2)
+
+    live_site.gateway.send(access_granted(live_site.gateway, "gate-1", "张三"))
+    entry = page.locator(".access[data-decision='granted']")
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text("张三")
+    expect(entry).to_contain_text("在白名单中")
+    expect(entry.locator("img")).to_have_attribute("src", re.compile(r"^data:image/jpeg;base64,"))
+
+    page.click(".door[data-door='gate-1'] button")
+    page.click("#open-confirm")  # no reason yet: refused on the page
+    expect(page.locator("#open-error")).to_have_text("必须填写原因")
+    page.fill("#open-reason", "快递员送件")
+    page.click("#open-confirm")
+    expect(page.locator(".toast.ok")).to_contain_text("gate-1")
+    expect(page.locator("#open-modal")).to_have_class("modal hidden")
+    screenshot(page, "gate-zh")
+
+    # The command reached the gateway's topic, and the audit log holds the reason.
+    deadline = datetime.now(UTC).timestamp() + 20
+    while not live_site.gateway.commands and datetime.now(UTC).timestamp() < deadline:
+        page.wait_for_timeout(100)
+    command = live_site.gateway.commands[0]
+    assert isinstance(command, Command)
+    assert (command.name, command.target, command.issued_by) == ("door.open", "gate-1", "guard1")
+    context.close()
+    assert not errors, errors
+    manager = browser.new_context()
+    mpage = manager.new_page()
+    sign_in(mpage, live_site.url, "manager1")
+    entries = mpage.evaluate("fetch('/api/audit?action=door.open').then(r => r.json())")
+    assert [(e["actor"], e["target"], e["detail"]["reason"]) for e in entries] == [
+        ("guard1", f"{live_site.site}/gate-1", "快递员送件")
+    ]
+    manager.close()
+
+
+def test_viewer_can_neither_acknowledge_nor_open_a_door(browser: Browser, live_site: Site) -> None:
+    live_site.gateway.send(smoke_alarm(live_site.gateway, "smoke-201"))
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    sign_in(page, live_site.url, "viewer1")
+    page.wait_for_selector("body[data-ready='1']")
+    card = page.locator(".alert-card")
+    expect(card).to_have_count(1)
+    card.click()
+    expect(page.locator("#detail-status")).to_have_attribute("data-status", "open")
+    expect(page.locator("button[data-action='acknowledge']")).to_be_disabled()
+    alert_id = card.get_attribute("data-alert-id")
+    status = page.evaluate(
+        f"fetch('/api/alerts/{alert_id}/ack', {{method: 'POST'}}).then(r => r.status)"
+    )
+    assert status == 403
+
+    page.goto(live_site.url + "/gate")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator(".toast.error")).to_contain_text("无权")  # the access feed is refused
+    page.click(".door[data-door='gate-1'] button")
+    page.fill("#open-reason", "只是看看")
+    page.click("#open-confirm")
+    expect(page.locator("#open-error")).to_have_text("您的角色无权执行此操作")
+    assert live_site.gateway.commands == []
+    # The alert is still open: nothing the viewer did changed it.
+    detail = page.evaluate(f"fetch('/api/alerts/{alert_id}').then(r => r.json())")
+    assert detail["alert"]["status"] == "open"
+    context.close()
+
+
+def test_screens_in_both_languages(browser: Browser, live_site: Site) -> None:
+    live_site.gateway.send(smoke_alarm(live_site.gateway, "smoke-101"))
+    live_site.gateway.send(access_granted(live_site.gateway, "gate-1", "李四"))
+    made: list[Path] = []
+    for user, path in [("admin1", "/console"), ("guard1", "/gate"), ("admin1", "/dev")]:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        sign_in(page, live_site.url, user)
+        page.goto(live_site.url + path)
+        page.wait_for_selector("body[data-ready='1']")
+        name = path.strip("/")
+        if name == "console":
+            expect(page.locator(".alert-card")).to_have_count(1)
+        if name == "gate":
+            expect(page.locator(".access")).to_have_count(1)
+        assert page.locator("html").get_attribute("lang") == "zh-CN"
+        made.append(screenshot(page, f"{name}-zh"))
+        page.click("#lang")  # switch language: the page reloads in English
+        page.wait_for_selector("html[lang='en']")
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("h1")).not_to_contain_text("控制台")
+        expect(page.locator("#lang")).to_have_text("中文")
+        made.append(screenshot(page, f"{name}-en"))
+        context.close()
+    assert all(p.stat().st_size > 10_000 for p in made)
+    docs = REPO / "docs" / "screenshots"
+    docs.mkdir(parents=True, exist_ok=True)
+    for shot in made:
+        shutil.copy(shot, docs / shot.name)
+    assert sorted(p.name for p in SCREENSHOTS.glob("*-e[n].png")) == [
+        "console-en.png",
+        "dev-en.png",
+        "gate-en.png",
+    ]
