@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         asyncio.run(_run(config))
+    except ConfigError as exc:  # found while building drivers (e.g. a bad device model)
+        print(f"linli edge: {exc}", file=sys.stderr)
+        return 2
     except EdgeError as exc:
         print(f"linli edge: {exc}", file=sys.stderr)
         return 1

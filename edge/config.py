@@ -41,6 +41,7 @@ class BrokerConfig(Strict):
     )
     username: str | None = None
     password: str | None = None
+    password_file: Path | None = Field(None, description="Read the password from this file")
     tls: bool = False
     ca_file: Path | None = None
     keepalive: int = Field(30, ge=5, le=3600, description="Seconds")
@@ -55,6 +56,8 @@ class BrokerConfig(Strict):
     def _delays(self) -> BrokerConfig:
         if self.reconnect_max < self.reconnect_min:
             raise ValueError("reconnect_max must be >= reconnect_min")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
         return self
 
 

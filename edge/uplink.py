@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import EdgeConfig, MqttProtocol
+from edge.errors import ConfigError
 from edge.supervisor import Backoff
 from protocols.codec import encode
 from protocols.messages import GatewayState, GatewayStatus
@@ -126,7 +127,15 @@ class Uplink:
             self.state_topic, self._state(GatewayStatus.OFFLINE, "will"), qos=1, retain=True
         )
         if broker.username is not None:
-            client.username_pw_set(broker.username, broker.password)
+            password = broker.password
+            if broker.password_file is not None:
+                try:
+                    password = broker.password_file.read_text().strip()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot read broker.password_file: {exc}", "broker.password_file"
+                    ) from exc
+            client.username_pw_set(broker.username, password)
         if broker.tls:
             client.tls_set(
                 ca_certs=str(broker.ca_file) if broker.ca_file else None,
