@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import context
@@ -17,7 +17,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render a column type decorator (e.g. a UTC datetime) as the plain SQLAlchemy type it
     stores, so that migrations never import application modules."""
     if kind == "type" and isinstance(obj, TypeDecorator):
