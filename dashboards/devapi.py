@@ -2,8 +2,9 @@
 
 A tap (one paho client in a thread) subscribes to every uplink and downlink topic of the broker
 the cloud uses and keeps the last messages in a bounded ring; the page polls it. The tap starts
-on first use and stops itself after ``idle_s`` without a poll. Scenarios run as subprocesses of
-``linli sim run FILE`` and are stopped on request (or when the console is closed). Admins only.
+on first use and stops itself after ``idle_s`` without a poll. Scenarios run as subprocesses
+(``linli sim run FILE --mqtt HOST:PORT``) and are stopped on request or when the console is
+closed. Admins only.
 """
 
 from __future__ import annotations
@@ -166,18 +167,8 @@ class MqttTap:
 
 
 def scenario_command(path: Path, host: str, port: int) -> list[str]:
-    """The command line that runs one scenario against the cloud's broker."""
-    return [
-        sys.executable,
-        "-m",
-        "simulators",
-        "run",
-        str(path),
-        "--mqtt-host",
-        host,
-        "--mqtt-port",
-        str(port),
-    ]
+    """The command line that runs one scenario against the cloud's broker (``linli sim run``)."""
+    return [sys.executable, "-m", "simulators", "run", str(path), "--mqtt", f"{host}:{port}"]
 
 
 @dataclass

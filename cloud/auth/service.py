@@ -254,13 +254,19 @@ def create_admin_cli(argv: Sequence[str]) -> int:
         default=os.environ.get("LINLI_DB_URL", os.environ.get("LINLI_DATABASE_URL")),
         help="SQLAlchemy database URL (default: $LINLI_DB_URL)",
     )
-    parser.add_argument("--username", required=True)
+    parser.add_argument("username", nargs="?", help="the new admin's user name")
+    parser.add_argument(
+        "--username", dest="username_opt", metavar="USERNAME", help=argparse.SUPPRESS
+    )
     parser.add_argument("--display-name", default=None)
     parser.add_argument("--locale", choices=["zh-CN", "en"], default="zh-CN")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--password-stdin", action="store_true", help="read one line from stdin")
     source.add_argument("--generate", action="store_true", help="generate and print a password")
     args = parser.parse_args(list(argv))
+    args.username = args.username or args.username_opt
+    if not args.username:
+        parser.error("a USERNAME is required")
     if not args.db:
         print("create-admin: no database: pass --db URL or set LINLI_DB_URL", file=sys.stderr)
         return 2

@@ -210,7 +210,7 @@
             "li",
             { dataset: { kind: e.kind } },
             el("div", { class: "when" }, formatTime(e.ts) + " · " + e.actor),
-            el("div", {}, tOr("action." + e.kind, e.kind) + (e.to_status && e.to_status !== e.from_status ? " → " + t("status." + e.to_status) : "")),
+            el("div", {}, tOr("timeline." + e.kind, tOr("action." + e.kind, e.kind)) + (e.to_status && e.to_status !== e.from_status ? " → " + t("status." + e.to_status) : "")),
             e.note ? el("div", { class: "muted" }, e.note) : null,
           ),
         ),

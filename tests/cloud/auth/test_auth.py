@@ -209,7 +209,7 @@ def test_create_admin_cli_generates_password(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert create_admin_cli(["--db", url, "--username", "root", "--generate"]) == 0
+    assert create_admin_cli(["root", "--db", url, "--generate"]) == 0
     out = capsys.readouterr().out
     password = out.split("password: ")[1].strip()
     assert len(password) >= 16
@@ -237,7 +237,9 @@ def test_create_admin_cli_reads_stdin_and_refuses_weak(
     assert "password:" not in capsys.readouterr().out  # a chosen password is never echoed
     monkeypatch.delenv("LINLI_DB_URL", raising=False)
     monkeypatch.delenv("LINLI_DATABASE_URL", raising=False)
-    assert create_admin_cli(["--username", "x"]) == 2
+    assert create_admin_cli(["x"]) == 2
+    with pytest.raises(SystemExit):
+        create_admin_cli(["--generate", "--db", url])  # no user name: argparse refuses
 
 
 def test_no_user_exists_until_created(fresh_app: Callable[..., FastAPI]) -> None:
@@ -257,3 +259,19 @@ def test_tokens_are_stored_hashed(client: TestClient, login: Callable[..., str])
         stored = list(db.scalars(select(LoginSession.token_hash)))
     assert stored and token not in stored
     assert time.time() > 0
+
+
+def test_linli_cloud_create_admin_reaches_the_accounts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator's command, end to end through ``linli``'s entry point."""
+    from linli.cli import main
+
+    url = f"sqlite:///{tmp_path / 'op.db'}"
+    assert main(["cloud", "create-admin", "ops", "--db", url, "--generate"]) == 0
+    password = capsys.readouterr().out.split("password: ")[1].strip()
+    engine = make_engine(url)
+    with Session(engine) as db:
+        assert service.authenticate(db, "ops", password) is not None
+        assert service.authenticate(db, "ops", "admin") is None
+    engine.dispose()
