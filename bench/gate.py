@@ -1,0 +1,152 @@
+"""Gate decision latency: frame in → door command, on 640×480 frames with one face.
+
+    .venv/bin/python -m bench.gate [--trials N]
+
+Frames come from the sample clip (../shared/data/video), cropped around the person and scaled
+to 640×480 (a gate camera's view: one face of ~120 px). Each trial starts a fresh gate at a
+different point of the clip and feeds frames until the door opens; ``decision_frame_ms`` is the
+processing time of the frame that issued the door command (motion gate, detection, landmarks,
+quality, encoding if still voting, liveness, policy, event with thumbnail, door callback).
+``first_face_to_command_ms`` sums the processing of every frame of the trial (the vote needs
+several frames). Baseline, same run: raw HOG detect (upsample 0) + one encoding per frame.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.gate.capture import open_source, read_all
+from edge.gate.enrol import encode_one
+from edge.gate.faces import RGB, FaceEngine
+from edge.gate.gate import Gate
+from edge.gate.matching import Gallery
+from edge.gate.pipeline import Pipeline, PipelineConfig
+from edge.gate.policy import Decision, DoorConfig, PersonConfig, PolicyConfig
+
+SHARED = Path(
+    os.environ.get("LINLI_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def gate_frames() -> list[RGB]:
+    """Frames 90–210 of the clip (the enrolled person in view), as 640×480 camera frames."""
+    out = []
+    for frame in read_all(open_source(str(SHARED / "video" / "short_hamilton_clip.mp4"))):
+        if 90 <= frame.index <= 210:
+            crop = frame.rgb[0:360, 60:540]  # 480×360 around the person → 4:3
+            out.append(np.ascontiguousarray(cv2.resize(crop, (640, 480)), dtype=np.uint8))
+    return out
+
+
+def _recorder(times: list[float]) -> Callable[[Decision], None]:
+    def opened(decision: Decision) -> None:
+        times.append(time.perf_counter())
+
+    return opened
+
+
+def pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gate")
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args(argv)
+    engine = FaceEngine()
+    vector, _, _ = encode_one(engine, SHARED / "faces" / "enroll" / "lin_manuel_miranda_1.png")
+    others = np.random.default_rng(0).normal(0, 0.09, (999, 128)).astype(np.float32)
+    gallery = Gallery(
+        ["lin_manuel_miranda"] + [f"p{i}" for i in range(999)], np.vstack([vector, others])
+    )
+    policy = PolicyConfig(
+        doors={"main": DoorConfig(door="main")},
+        people={"lin_manuel_miranda": PersonConfig(person_id="lin_manuel_miranda")},
+    )
+    frames = gate_frames()
+
+    decision_ms: list[float] = []
+    decision_cpu_ms: list[float] = []
+    total_ms: list[float] = []
+    frames_needed: list[int] = []
+    no_decision = 0
+    step = max(1, (len(frames) - 40) // args.trials)
+    for trial in range(args.trials):
+        opened: list[float] = []
+        gate = Gate(
+            door="main",
+            camera="cam1",
+            pipeline=Pipeline(engine, gallery, PipelineConfig()),
+            policy=policy,
+            sink=lambda e: None,
+            open_door=_recorder(opened),
+        )
+        spent = 0.0
+        start_index = trial * step
+        for n, rgb in enumerate(frames[start_index : start_index + 40]):
+            t_in, cpu_in = time.perf_counter(), time.process_time()
+            gate.frame(rgb, T0 + timedelta(seconds=n / 10))
+            spent += (time.perf_counter() - t_in) * 1000
+            if opened:
+                decision_ms.append((opened[0] - t_in) * 1000)
+                decision_cpu_ms.append((time.process_time() - cpu_in) * 1000)
+                total_ms.append(spent)
+                frames_needed.append(n + 1)
+                break
+        else:
+            no_decision += 1
+
+    raw_ms, raw_cpu_ms = [], []
+    for rgb in frames[:: max(1, len(frames) // 20)][:20]:
+        t, cpu = time.perf_counter(), time.process_time()
+        boxes = engine.detect(rgb, upsample=0)
+        if boxes:
+            engine.encode(rgb, engine.landmarks(rgb, boxes[0]))
+        raw_ms.append((time.perf_counter() - t) * 1000)
+        raw_cpu_ms.append((time.process_time() - cpu) * 1000)
+
+    result: dict[str, Any] = {
+        "bench": "gate",
+        "unit": "ms",
+        "frame": "640x480, one face (~120 px), HOG upsample 0",
+        "trials": args.trials,
+        "trials_without_decision": no_decision,
+        "decision_frame_ms": {"p50": pct(decision_ms, 50), "p95": pct(decision_ms, 95)}
+        if decision_ms
+        else None,
+        "decision_frame_cpu_ms": {"p50": pct(decision_cpu_ms, 50), "p95": pct(decision_cpu_ms, 95)}
+        if decision_cpu_ms
+        else None,
+        "first_face_to_command_ms": {"p50": pct(total_ms, 50), "p95": pct(total_ms, 95)}
+        if total_ms
+        else None,
+        "frames_to_decision_median": float(np.median(frames_needed)) if frames_needed else None,
+        "baseline_detect_plus_encode_ms": {"p50": pct(raw_ms, 50), "p95": pct(raw_ms, 95)},
+        "baseline_detect_plus_encode_cpu_ms": {
+            "p50": pct(raw_cpu_ms, 50),
+            "p95": pct(raw_cpu_ms, 95),
+        },
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "target_p95_ms": 150,
+        "gallery_size": len(gallery),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
