@@ -53,7 +53,8 @@ _FIELD_PREFIX = re.compile(r"([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*): (.+)", r
 
 def _rule_error(exc: ValidationError, source: str, rule: str) -> RuleError:
     errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
+    # A misspelt key also makes the real one "missing": report the unknown key first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     field = _field(first["loc"])
     detail = _message(dict(first))
     # Cross-field validators say which field they mean: "clear: must be <= 57 ...".

@@ -392,7 +392,7 @@ _step = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(steps=st.lists(_step, max_size=80))
 def test_never_two_active_alerts_for_one_rule_and_subject(
     steps: list[tuple[str, float, str, object, float, bool]],
@@ -452,13 +452,13 @@ def test_a_broken_snapshot_is_a_value_error_and_changes_nothing() -> None:
         assert engine.snapshot() == before
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_mutated_snapshots_load_or_raise_value_error(data: st.DataObject) -> None:
     mk = Make()
     pack = default_pack()
     engine = RuleEngine(pack)
-    _run(engine, _mixed_inputs(mk, 0, 300))
+    _run(engine, _mixed_inputs(mk, 0, 200))
     snap = json.loads(json.dumps(engine.snapshot()))
 
     def walk(node: object, path: tuple[object, ...]) -> list[tuple[object, ...]]:
@@ -483,4 +483,4 @@ def test_mutated_snapshots_load_or_raise_value_error(data: st.DataObject) -> Non
     except ValueError:
         return
     # Whatever loaded keeps working.
-    _run(fresh, _mixed_inputs(mk, 300, 600))
+    _run(fresh, _mixed_inputs(mk, 200, 300))

@@ -94,6 +94,10 @@ def test_unknown_key_is_named() -> None:
     err = _error([_rule(severty="major")])
     assert err.field == "severty"
     assert "unknown key" in str(err)
+    misspelt = _rule(severty="major")
+    del misspelt["severity"]
+    err = _error([misspelt])  # the typo, not the "missing" field it causes, comes first
+    assert (err.field, err.detail) == ("severty", "unknown key (+1 more)")
     err = _error([_rule(when={"type": "threshold", "op": ">", "value": 1, "hysteresis": 3})])
     assert err.field == "when.hysteresis"
 
@@ -301,7 +305,7 @@ _values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=st.lists(st.dictionaries(_keys, _values, max_size=8), max_size=3))
 def test_random_rule_dicts_only_ever_raise_rule_error(items: list[dict[str, Any]]) -> None:
     try:
