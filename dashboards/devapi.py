@@ -9,6 +9,7 @@ closed. Admins only.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import subprocess
@@ -247,6 +248,7 @@ def console(request: Request) -> DevConsole:
     host = str(getattr(settings, "mqtt_host", "127.0.0.1"))
     port = int(getattr(settings, "mqtt_port", 1883))
     made = DevConsole(host=host, port=port)
+    atexit.register(made.close)  # no scenario process outlives the cloud
     state.dev_console = made
     return made
 

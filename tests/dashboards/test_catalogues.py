@@ -91,3 +91,14 @@ def test_pages_exist_for_every_screen() -> None:
     for name in SCREENS.values():
         assert (PAGES / name).is_file()
     assert Path(STATIC / "css" / "linli.css").is_file()
+
+
+def test_every_gate_reason_is_translated() -> None:
+    """The gate terminal shows why a door opened or not, in words, for every policy reason."""
+    from edge.gate.alarms import Alarm
+    from edge.gate.policy import Reason
+
+    for locale in LOCALES:
+        cat = catalogue(locale)
+        missing = [r.value for r in [*Reason, *Alarm] if f"reason.{r.value}" not in cat]
+        assert not missing, f"{locale} lacks reasons {missing}"

@@ -143,6 +143,23 @@ def access_granted(gateway: FakeGatewayLink, door: str, name: str) -> AccessEven
     )
 
 
+def blocked(gateway: FakeGatewayLink, door: str) -> AccessEvent:
+    return AccessEvent(
+        msg_id=new_id(),
+        boot_id=gateway.boot_id,
+        seq=gateway.next_seq(),
+        ts=datetime.now(UTC),
+        door=door,
+        kind=AccessKind.DECISION,
+        decision=AccessDecision.ALARM,
+        reason="block_list",
+        method=AccessMethod.FACE,
+        person_id="p-banned",
+        person_name="王五",
+        distance=0.31,
+    )
+
+
 def audit_actions(page: Page) -> list[str]:
     page.click('#tabs button[data-tab="audit"]')
     page.wait_for_selector("#audit-table")
@@ -217,6 +234,16 @@ def test_guard_sees_access_event_live_and_opens_a_door_with_a_reason(
     expect(entry).to_contain_text("在白名单中")
     expect(entry.locator("img")).to_have_attribute("src", re.compile(r"^data:image/jpeg;base64,"))
 
+    # A block-listed person: the door stays shut, the guard must acknowledge the alert.
+    live_site.gateway.send(blocked(live_site.gateway, "gate-2"))
+    expect(page.locator(".access[data-decision='alarm']")).to_contain_text("在黑名单中")
+    pending = page.locator(".ack-item")
+    expect(pending).to_have_count(1)
+    expect(pending).to_contain_text("黑名单人员")
+    pending.locator("button").click()
+    expect(page.locator(".ack-item")).to_have_count(0)
+    expect(page.locator("#ack-list")).to_contain_text("暂无待确认事项")
+
     page.click(".door[data-door='gate-1'] button")
     page.click("#open-confirm")  # no reason yet: refused on the page
     expect(page.locator("#open-error")).to_have_text("必须填写原因")
@@ -241,6 +268,10 @@ def test_guard_sees_access_event_live_and_opens_a_door_with_a_reason(
     entries = mpage.evaluate("fetch('/api/audit?action=door.open').then(r => r.json())")
     assert [(e["actor"], e["target"], e["detail"]["reason"]) for e in entries] == [
         ("guard1", f"{live_site.site}/gate-1", "快递员送件")
+    ]
+    acked = mpage.evaluate("fetch('/api/alerts?rule_id=block-listed-person').then(r => r.json())")
+    assert [(a["subject"], a["status"], a["acknowledged_by"]) for a in acked] == [
+        ("gate-2", "acknowledged", "guard1")
     ]
     manager.close()
 
