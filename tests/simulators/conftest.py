@@ -3,11 +3,13 @@ on a fresh SQLite database and the session's real mosquitto, in the test's own e
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,19 +42,20 @@ class InProcessCloud:
         await runner.tick(datetime.fromtimestamp(sim_now, UTC))
 
 
-CloudFactory = Callable[[], Awaitable[InProcessCloud]]
-
-
-@pytest.fixture
-async def cloud(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[InProcessCloud]:
-    settings = Settings(
-        db_url=f"sqlite:///{tmp_path / 'cloud.db'}",
+@contextlib.asynccontextmanager
+async def in_process_cloud(
+    mosquitto: Mosquitto, workdir: Path, **settings: Any
+) -> AsyncIterator[InProcessCloud]:
+    """The real cloud app's lifespan in this event loop; API calls go through ASGI."""
+    config = Settings(
+        db_url=f"sqlite:///{workdir / 'cloud.db'}",
         mqtt_port=mosquitto.port,
         mqtt_client_id=f"sim-cloud-{uuid.uuid4().hex[:8]}",
         static_dashboards=False,
         tick_s=0.5,
+        **settings,
     )
-    app = create_app(settings)
+    app = create_app(config)
     async with app.router.lifespan_context(app):
         services: Services = app.state.services
         await services.ingest_ready.wait()
@@ -63,3 +66,9 @@ async def cloud(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[InProcess
         transport = httpx.ASGITransport(app=app)
         async with CloudClient("http://cloud", token, transport=transport) as client:
             yield InProcessCloud(services, client, token)
+
+
+@pytest.fixture
+async def cloud(mosquitto: Mosquitto, tmp_path: Path) -> AsyncIterator[InProcessCloud]:
+    async with in_process_cloud(mosquitto, tmp_path) as c:
+        yield c

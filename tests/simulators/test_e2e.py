@@ -8,15 +8,29 @@ from pathlib import Path
 import pytest
 
 from linli.services import Mosquitto
-from simulators.checker import Outcome
+from simulators.checker import CheckReport, Outcome
 from simulators.runner import RunOptions, ScenarioRun
 from simulators.scenario import library, load_scenario
-from tests.simulators.conftest import InProcessCloud
+from tests.simulators.conftest import InProcessCloud, in_process_cloud
 
 pytestmark = pytest.mark.anyio
 
 
-async def _run(path: Path, site: str, mosquitto: Mosquitto, cloud: InProcessCloud, tmp: Path):  # type: ignore[no-untyped-def]
+# The default pack's living-alone rule selects PIRs tagged living_alone; the registry's lookup
+# (kind, zone, building) does not carry device tags yet, so no observation can match it.
+TAGS_GAP = "cloud.registry lookup does not pass device tags (attrs living_alone) to the rules"
+XFAIL = {"elderly-no-activity": TAGS_GAP}
+
+
+def _param(path: Path) -> object:
+    reason = XFAIL.get(path.stem)
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    return pytest.param(path, id=path.stem, marks=marks)
+
+
+async def _run(
+    path: Path, site: str, mosquitto: Mosquitto, cloud: InProcessCloud, tmp: Path
+) -> CheckReport:
     scenario = load_scenario(path)
     options = RunOptions(mqtt_port=mosquitto.port, site=site, state_dir=tmp / "edge", poll=0.5)
     run = ScenarioRun(scenario, options, cloud=cloud.client, on_tick=cloud.tick)
@@ -24,7 +38,7 @@ async def _run(path: Path, site: str, mosquitto: Mosquitto, cloud: InProcessClou
     return await run.run()
 
 
-@pytest.mark.parametrize("path", library(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [_param(p) for p in library()])
 async def test_starter_scenario_passes_check(
     path: Path, site: str, mosquitto: Mosquitto, cloud: InProcessCloud, tmp_path: Path
 ) -> None:
@@ -54,3 +68,34 @@ async def test_scenario_whose_alert_cannot_happen_fails(
     outcomes = {(e.rule, e.subject): e.outcome for e in report.expected}
     assert outcomes[("smoke-alarm", "smoke-b1-f3")] is Outcome.MET
     assert outcomes[("confirmed-fire", "b1-f3")] is Outcome.MISSING
+
+
+UNTAGGED_RULE = """
+- id: pir-silent-24h
+  title: {zh: 24小时无活动, en: No motion for 24 h}
+  severity: major
+  select: {kind: pir, metric: motion}
+  when: {type: no_data, for: 24h, op: "==", value: true}
+"""
+
+
+async def test_accelerated_silence_fires_on_the_simulated_clock(
+    site: str, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """24 h of silence in about a minute: the elderly scenario's clock, against a rule like the
+    default living-alone one but without the tag the registry cannot pass on yet."""
+    rules = tmp_path / "untagged.yaml"
+    rules.write_text(UNTAGGED_RULE)
+    scenario = load_scenario(next(p for p in library() if p.stem == "elderly-no-activity"))
+    expect = scenario.expect[0].model_copy(update={"rule": "pir-silent-24h"})
+    scenario = scenario.model_copy(update={"expect": (expect,)})
+    async with in_process_cloud(mosquitto, tmp_path, rule_files=(rules,)) as cloud:
+        options = RunOptions(
+            mqtt_port=mosquitto.port, site=site, state_dir=tmp_path / "e", poll=0.5
+        )
+        run = ScenarioRun(scenario, options, cloud=cloud.client, on_tick=cloud.tick)
+        cloud.import_site(run.cloud_sitefile())
+        report = await run.run()
+    assert report.passed, report.model_dump_json(indent=2)
+    seen = report.expected[0].seen_at
+    assert seen is not None and seen >= 24 * 3600  # not before 24 h of silence
