@@ -110,6 +110,17 @@ def load_rgb(path: Path | str) -> RGB:
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
+def letterbox(rgb: RGB, width: int = 640, height: int = 480) -> RGB:
+    """``rgb`` scaled to fit a ``width``×``height`` black frame (a camera view of a photo)."""
+    scale = min(width / rgb.shape[1], height / rgb.shape[0])
+    size = (max(1, int(rgb.shape[1] * scale)), max(1, int(rgb.shape[0] * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    frame = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - size[1]) // 2, (width - size[0]) // 2
+    frame[y : y + size[1], x : x + size[0]] = small
+    return frame
+
+
 class FaceEngine:
     """Loads the dlib models once; thread-safe (one lock around dlib calls)."""
 

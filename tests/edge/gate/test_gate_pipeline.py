@@ -12,7 +12,7 @@ import pytest
 
 from edge.gate.bundle import Bundle
 from edge.gate.capture import open_source, read_all
-from edge.gate.faces import RGB, FaceEngine, load_rgb
+from edge.gate.faces import RGB, FaceEngine, letterbox, load_rgb
 from edge.gate.gate import Gate
 from edge.gate.pipeline import Pipeline, PipelineConfig
 from edge.gate.policy import DoorConfig, PersonConfig, PolicyConfig, Reason
@@ -90,16 +90,6 @@ def test_sample_video_grants_the_enrolled_person_and_reports_strangers(
     assert gate.pipeline.stats.encodings < gate.pipeline.stats.frames  # not every frame
 
 
-def framed(photo: RGB, width: int = 640, height: int = 480) -> RGB:
-    """The photo letterboxed into a 640×480 camera frame."""
-    scale = min(width / photo.shape[1], height / photo.shape[0])
-    small = cv2.resize(photo, (int(photo.shape[1] * scale), int(photo.shape[0] * scale)))
-    frame = np.zeros((height, width, 3), np.uint8)
-    y, x = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
-    frame[y : y + small.shape[0], x : x + small.shape[1]] = small
-    return frame
-
-
 def run_still(gate: Gate, frame: RGB, count: int = 12) -> None:
     for i in range(count):
         gate.frame(frame.copy(), T0 + timedelta(seconds=i / 10))
@@ -108,7 +98,7 @@ def run_still(gate: Gate, frame: RGB, count: int = 12) -> None:
 def test_still_photo_fails_liveness_where_liveness_is_on(
     engine: FaceEngine, bundle: Bundle, faces_data: Path
 ) -> None:
-    frame = framed(load_rgb(faces_data / "probe" / "obama.jpg"))
+    frame = letterbox(load_rgb(faces_data / "probe" / "obama.jpg"))
     gate, events, opened = make_gate(engine, bundle, PipelineConfig(), liveness=True)
     run_still(gate, frame)
     decisions = [e for e in events if e.kind is AccessKind.DECISION]
@@ -123,7 +113,7 @@ def test_still_photo_fails_liveness_where_liveness_is_on(
 def test_liveness_is_configurable_per_door(
     engine: FaceEngine, bundle: Bundle, faces_data: Path
 ) -> None:
-    frame = framed(load_rgb(faces_data / "probe" / "obama.jpg"))
+    frame = letterbox(load_rgb(faces_data / "probe" / "obama.jpg"))
     gate, events, opened = make_gate(engine, bundle, PipelineConfig(), liveness=False)
     run_still(gate, frame)
     assert [e.reason for e in events if e.kind is AccessKind.DECISION] == ["allow_list"]
@@ -158,7 +148,7 @@ def test_quality_rejects_small_and_blurred_faces(engine: FaceEngine, faces_data:
 
 
 def test_roi_limits_detection(engine: FaceEngine, bundle: Bundle, faces_data: Path) -> None:
-    frame = framed(load_rgb(faces_data / "probe" / "obama.jpg"))
+    frame = letterbox(load_rgb(faces_data / "probe" / "obama.jpg"))
     inside = Pipeline(engine, bundle.gallery(), PipelineConfig(roi=(100, 0, 440, 480)))
     outside = Pipeline(engine, bundle.gallery(), PipelineConfig(roi=(0, 0, 100, 480)))
     assert len(inside.detect(frame)) == 1
