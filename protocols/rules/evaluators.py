@@ -491,7 +491,8 @@ class NoDataEvaluator(Evaluator):
             self._arm(st, key, fire_at)
             return []
         st.active = True
-        return [Hit(key, st.site, st.subject, True, fire_at, True, (st.last,), st.last)]
+        # Silence has no observation as its cause: no evidence; ctx names the device.
+        return [Hit(key, st.site, st.subject, True, fire_at, True, (), st.last)]
 
     def export(self) -> dict[str, Any]:
         return {

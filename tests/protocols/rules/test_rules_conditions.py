@@ -179,6 +179,9 @@ def test_no_data_raises_on_silence_and_clears_when_data_resumes() -> None:
     assert engine.advance(mk.at(3600 + 1799)) == []  # data at 1800 moved the deadline
     acts = engine.advance(mk.at(3600 + 1800))
     assert _raised(acts) == [("r", "s1")]
+    raise_ = next(a for a in acts if isinstance(a, RaiseAlert))
+    assert (raise_.device, raise_.zone, raise_.evidence) == ("s1", "z1", ())  # silence: no cause
+    assert raise_.ts == mk.at(5400)
     assert engine.advance(mk.at(20000)) == []  # raised once, not again
     acts = engine.observe(mk.reading(20001, "s1", SMOKE, "battery", 89))
     assert _cleared(acts) == [("r", "s1")]
