@@ -173,6 +173,56 @@ def cmd_identify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Run the gate on a source and print every access event as JSON (no door, no broker)."""
+    from edge.gate.bundle import build
+    from edge.gate.capture import LatestFrameGrabber, open_source, read_all
+    from edge.gate.gate import Gate
+    from edge.gate.pipeline import Pipeline, PipelineConfig
+    from edge.gate.policy import DoorConfig, PersonConfig, PolicyConfig
+    from edge.gate.quality import QualityConfig
+
+    store = _store(args)
+    grouped: dict[str, tuple[str | None, list[Vec]]] = {}
+    names = store.people()
+    for enc in store.encodings():
+        grouped.setdefault(enc.person_id, (names.get(enc.person_id), []))[1].append(enc.vector)
+    bundle = build(1, _now(), grouped)
+    policy = PolicyConfig(
+        doors={
+            args.door: DoorConfig(
+                door=args.door, liveness=not args.no_liveness, default_threshold=args.threshold
+            )
+        },
+        people={pid: PersonConfig(person_id=pid) for pid in grouped},
+    )
+    config = PipelineConfig(
+        upsample=args.upsample, quality=QualityConfig(min_face_px=args.min_face)
+    )
+    gate = Gate(
+        door=args.door,
+        camera=args.camera,
+        pipeline=Pipeline(FaceEngine(), bundle.gallery(), config),
+        policy=policy,
+        sink=lambda e: _print(
+            e.model_dump(mode="json", exclude_none=True, exclude={"thumbnail_jpeg_b64"})
+        ),
+        names=bundle.names(),
+    )
+    source = open_source(args.source)
+    if source.live:
+        with LatestFrameGrabber(lambda: source) as grabber:
+            while (frame := grabber.get(timeout=10)) is not None:
+                gate.frame(frame.rgb, _now())
+        return 0
+    start = _now()
+    for frame in read_all(source):
+        if frame.index % args.stride == 0:
+            offset = frame.position_s if frame.position_s is not None else frame.index / 10
+            gate.frame(frame.rgb, start + timedelta(seconds=offset))
+    return 0
+
+
 def cmd_consent(args: argparse.Namespace) -> int:
     from cloud.faces.store import Consent
 
@@ -271,6 +321,18 @@ def parser() -> argparse.ArgumentParser:
     i = sub.add_parser("identify", parents=[store, thr], help="who is in these photos")
     i.add_argument("images", nargs="+")
     i.set_defaults(func=cmd_identify)
+
+    w = sub.add_parser(
+        "watch", parents=[store, thr], help="run the gate on a camera/file, print access events"
+    )
+    w.add_argument("source", help="rtsp://… http://… URL, USB index (0), video file or folder")
+    w.add_argument("--door", default="door1")
+    w.add_argument("--camera", default="cam1")
+    w.add_argument("--no-liveness", action="store_true", help="accept faces without liveness")
+    w.add_argument("--upsample", type=int, default=0, choices=(0, 1, 2))
+    w.add_argument("--min-face", type=int, default=60, help="smallest face side in pixels")
+    w.add_argument("--stride", type=int, default=1, help="files: process every Nth frame")
+    w.set_defaults(func=cmd_watch)
 
     c = sub.add_parser("consent", parents=[store], help="record a person's consent")
     c.add_argument("person")
