@@ -255,8 +255,11 @@ class RuleEngine:
         return out
 
     def advance(self, now: datetime | float) -> list[Action]:
-        """Fire every timer due at or before ``now`` (aware datetime or epoch seconds)."""
-        t_now = now if isinstance(now, float | int) else now.timestamp()
+        """Fire every timer due at or before ``now`` (a datetime, naive = UTC, or epoch seconds)."""
+        if isinstance(now, datetime):
+            t_now = (now if now.tzinfo is not None else now.replace(tzinfo=UTC)).timestamp()
+        else:
+            t_now = float(now)
         out: list[Action] = []
         timers = self._timers
         while timers and timers[0][0] <= t_now:

@@ -484,3 +484,13 @@ def test_mutated_snapshots_load_or_raise_value_error(data: st.DataObject) -> Non
         return
     # Whatever loaded keeps working.
     _run(fresh, _mixed_inputs(mk, 200, 300))
+
+
+def test_advance_accepts_naive_utc_and_epoch_seconds() -> None:
+    mk = Make()
+    engine = RuleEngine(default_pack().for_cloud())
+    engine.observe(mk.reading(0, "gw1", DeviceKind.GATEWAY, "outbox_depth", 0))
+    naive = mk.at(299).replace(tzinfo=None)
+    assert engine.advance(naive) == []
+    acts = engine.advance(mk.at(300).timestamp())
+    assert _raises(acts) == Counter({("gateway-no-data", "gw1"): 1})
