@@ -20,8 +20,11 @@ import httpx
 import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy.orm import Session
 
 from cloud.api import create_app
+from cloud.auth import service as accounts
+from cloud.auth.deps import Role
 from cloud.registry.sitefile import SiteFile
 from linli.services import Mosquitto
 from protocols.codec import new_id
@@ -38,6 +41,7 @@ from protocols.messages import (
 from simulators.devices import make_device
 from tests.dashboards.conftest import cloud_settings
 from tests.dashboards.screens_support import (
+    PASSWORD,
     REPO,
     SCREENSHOTS,
     FakeGatewayLink,
@@ -343,3 +347,51 @@ def test_screens_in_both_languages(browser: Browser, live_site: Site) -> None:
         "dev-en.png",
         "gate-en.png",
     ]
+
+
+def test_developer_runs_a_scenario_and_watches_messages_and_alerts(
+    browser: Browser, tmp_path: Path, mosquitto: Mosquitto, site: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The gas-leak starter scenario, run from the page through the real simulator, edge agents,
+    broker, ingest and rules: its MQTT messages and the alert it causes appear live."""
+    from dashboards import devapi
+    from simulators.site import load_site
+
+    real = devapi.scenario_command
+    monkeypatch.setattr(  # the scenario's site under this test's own id (topic isolation)
+        devapi, "scenario_command", lambda *args: [*real(*args), "--site", site]
+    )
+    sitefile = load_site(REPO / "simulators" / "sites" / "demo.yaml").model_copy(
+        update={"site": site}
+    )
+    app = create_app(cloud_settings(tmp_path, mosquitto, site))
+    with LiveServer(app) as server:
+        services = app.state.services
+        with services.sessions.begin() as db:
+            services.registry.import_site(db, sitefile)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        with Session(app.state.engine) as db:
+            accounts.create_user(db, "admin1", PASSWORD, Role.ADMIN)
+            db.commit()
+        sign_in(page, server.url, "admin1")
+        page.goto(server.url + "/dev")
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#broker")).to_have_text("已连接消息服务器")
+        row = page.locator(".scenario[data-scenario='gas-leak']")
+        row.locator("button").click()
+        expect(row).to_contain_text("运行中")
+        expect(
+            page.locator(f".msg[data-channel='telemetry']:has-text('{site}')").first
+        ).to_be_visible(timeout=60_000)
+        alert = page.locator("#dev-alerts .alert-card:has-text('gas-ch4-high')")
+        expect(alert).to_have_count(1, timeout=90_000)
+        expect(alert).to_contain_text("gas-b2-101")
+        screenshot(page, "dev-scenario-zh")
+        row.locator("button").click()  # stop
+        expect(row.locator("button")).to_have_text("启动", timeout=30_000)
+        context.close()
+        console = app.state.dev_console
+        assert all(run.process.poll() is not None for run in console.runs.values())
