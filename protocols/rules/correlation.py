@@ -79,6 +79,17 @@ class CorrelationEvaluator(Evaluator):
     def states(self) -> dict[str, Any]:
         return self._states
 
+    def _expiry(self, st: ZoneState) -> float:
+        """When the newest hit of the zone becomes too old to matter."""
+        newest = max(ht for h in st.hits for ht, _ in h.values())
+        return newest + max(self.within, self.hold)
+
+    def _prune(self, st: ZoneState, now: float) -> None:
+        horizon = now - max(self.within, self.hold)
+        for h in st.hits:
+            for dev in [d for d, (ht, _) in h.items() if ht <= horizon]:
+                del h[dev]
+
     def _member_holds(self, m: int, obs: Observation, t: float) -> bool | None:
         member = self.members[m]
         if obs.value is None:
@@ -105,17 +116,16 @@ class CorrelationEvaluator(Evaluator):
             st.hits[member][obs.device] = (t, obs)
         else:
             st.hits[member].pop(obs.device, None)
-        horizon = t - max(self.within, self.hold)
-        for h in st.hits:
-            for dev in [d for d, (ht, _) in h.items() if ht <= horizon]:
-                del h[dev]
+        self._prune(st, t)
         st.live = not obs.historical
         match = _assign(st.hits, t - (self.hold if st.active else self.within), self.distinct)
         if match is None:
             if st.active:
                 st.active = False
                 return [Hit(key, st.site, st.zone, False, t, st.live, (obs,), obs)]
-            if not any(st.hits):
+            if any(st.hits):
+                self._arm(st, key, self._expiry(st))  # forget stale hits of a quiet zone
+            else:
                 del self._states[key]
             return []
         st.active = True
@@ -131,6 +141,11 @@ class CorrelationEvaluator(Evaluator):
             return []
         st.timer = None
         if not st.active:
+            self._prune(st, now)
+            if any(st.hits):
+                self._arm(st, key, self._expiry(st))
+            else:
+                del self._states[key]
             return []
         match = _assign(st.hits, now - self.hold, self.distinct)
         if match is not None:
@@ -138,10 +153,10 @@ class CorrelationEvaluator(Evaluator):
             return []
         st.active = False
         hit = Hit(key, st.site, st.zone, False, due, True, (), None, "window_expired")
-        for h in st.hits:
-            for dev in [d for d, (ht, _) in h.items() if ht <= now - max(self.within, self.hold)]:
-                del h[dev]
-        if not any(st.hits):
+        self._prune(st, now)
+        if any(st.hits):
+            self._arm(st, key, self._expiry(st))
+        else:
             del self._states[key]
         return [hit]
 

@@ -470,8 +470,10 @@ class NoDataEvaluator(Evaluator):
         st = self._states.get(key)
         if st is None:
             st = self._states[key] = SilenceState(obs.site, subject_of(self.rule, obs), t, obs)
-        elif t >= st.last_seen:
+        elif t > st.last_seen:
             st.last_seen, st.last = t, obs
+        else:
+            return []  # not newer than what was seen: says nothing about the silence since
         self._arm(st, key, st.last_seen + self.silence)
         if st.active:
             st.active = False

@@ -384,3 +384,25 @@ def test_unrelated_observations_do_nothing() -> None:
     mk = Make()
     assert engine.observe(mk.reading(0, "h1", HEAT, "battery", 3)) == []
     assert engine.observe(mk.event(0, "x", None, "button.pressed")) == []
+
+
+def test_no_data_ignores_data_older_than_what_was_seen() -> None:
+    mk = Make()
+    engine = _engine("  select: {kind: smoke}\n  when: {type: no_data, for: 1h}\n")
+    engine.observe(mk.reading(7200, "s1", SMOKE, "battery", 90))
+    assert _raised(engine.advance(mk.at(7200 + 3600))) == [("r", "s1")]
+    # A late copy of older data is no sign of life now: the alert stays, no flapping.
+    assert engine.observe(mk.reading(100, "s1", SMOKE, "battery", 90, historical=True)) == []
+    assert engine.advance(mk.at(20_000)) == []
+    assert engine.active() == [("r", "site1", "s1")]
+
+
+def test_a_quiet_zone_forgets_its_correlation_hits() -> None:
+    mk = Make()
+    engine = _engine(CORRELATION.replace("per_minute: 6\n        over: 60s", "value: 57"))
+    engine.observe(mk.reading(0, "sm1", SMOKE, "smoke", True))
+    assert engine.snapshot()["rules"]["r"]["state"]["zones"]  # one zone with a smoke hit
+    engine.advance(mk.at(121))
+    assert engine.snapshot()["rules"]["r"]["state"]["zones"] == {}
+    # Heat alone 121 s after the smoke no longer confirms anything.
+    assert engine.observe(mk.reading(122, "h1", HEAT, "temperature", 60)) == []
