@@ -12,8 +12,9 @@ command acks), ``EVENT`` (other device events), ``TELEMETRY``.
 Drop policy (the disk budget): stored bytes are ``len(payload) + ROW_OVERHEAD`` per row. When a
 put takes the outbox over ``budget_bytes`` the oldest TELEMETRY rows are deleted until it fits,
 then the oldest EVENT rows. SAFETY and PRIORITY rows are never dropped: if they alone exceed the
-budget they are kept and ``over_budget`` counts it. Every drop is counted (messages and
-readings) in the ``counters`` table, which survives restarts.
+budget they are kept and ``over_budget`` counts it. Rows already handed to the sender are not
+dropped (their PUBACK frees the space). Every drop is counted (messages and readings) in the
+``counters`` table, which survives restarts.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from protocols.topics import Channel
 
 log = logging.getLogger(__name__)
 
+DROP_LOG_SECONDS = 60.0
 ROW_OVERHEAD = 96  # bytes per row beyond the payload: ids, index entries, page slack
 HISTORICAL_FALSE = b'"historical":false'
 HISTORICAL_TRUE = b'"historical":true'
@@ -138,6 +140,7 @@ class Outbox:
         self.clock = clock
         self._cursor: dict[Lane, int] = dict.fromkeys(Lane, 0)
         self.on_put: Callable[[], None] | None = None
+        self._drop_logged = -DROP_LOG_SECONDS
         row = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox"
         ).fetchone()
@@ -161,12 +164,13 @@ class Outbox:
 
     def put(self, message: Envelope) -> int:
         """Store one message (made with its envelope already). Returns its row id."""
+
         return self.put_many([message])[-1]
 
     def put_many(self, messages: Iterable[Envelope]) -> list[int]:
         """Store messages in one transaction (one fsync), then apply the disk budget."""
         now = self.clock()
-        rows = []
+        rows: list[tuple[int, str, str, float, int, bytes]] = []
         for message in messages:
             payload = encode(message)
             items = len(message.readings) if isinstance(message, Telemetry) else 1
@@ -181,6 +185,8 @@ class Outbox:
                 )
             )
         ids: list[int] = []
+        if not rows:
+            return ids
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -210,10 +216,12 @@ class Outbox:
     def _enforce_budget(self, protected_put: bool) -> None:
         for lane in DROP_ORDER:
             while self._bytes > self.budget_bytes:
+                # Rows already handed to the sender (id <= cursor) are on their way: their
+                # PUBACK frees the space, and dropping them would count a delivered message.
                 victims = self.conn.execute(
-                    "SELECT id, length(payload), items FROM outbox WHERE lane = ?"
+                    "SELECT id, length(payload), items FROM outbox WHERE lane = ? AND id > ?"
                     " ORDER BY id LIMIT 256",
-                    (int(lane),),
+                    (int(lane), self._cursor[lane]),
                 ).fetchall()
                 if not victims:
                     break
@@ -231,20 +239,27 @@ class Outbox:
                     if self._bytes <= self.budget_bytes:
                         break
                 self.conn.executemany("DELETE FROM outbox WHERE id = ?", freed)
-                log.warning(
-                    "outbox over its %d-byte budget: dropped %d oldest %s message(s)",
-                    self.budget_bytes,
-                    len(freed),
-                    lane.name.lower(),
-                )
+                self._log_drop()
         if self._bytes > self.budget_bytes and protected_put:
             self.counters["over_budget"] += 1
-            log.warning(
-                "outbox holds %d bytes of safety/priority messages, over its %d-byte budget;"
-                " they are kept",
-                self._bytes,
-                self.budget_bytes,
-            )
+            self._log_drop()
+
+    def _log_drop(self) -> None:
+        """Warn at the first drop and then at most once a minute (outages last for hours)."""
+        now = time.monotonic()
+        if now - self._drop_logged < DROP_LOG_SECONDS:
+            return
+        self._drop_logged = now
+        c = self.counters
+        log.warning(
+            "outbox over its %d-byte budget: %d telemetry message(s) (%d readings) and %d"
+            " event(s) dropped so far, oldest first; safety/access kept (%d over budget)",
+            self.budget_bytes,
+            c["dropped_telemetry"],
+            c["dropped_readings"],
+            c["dropped_events"],
+            c["over_budget"],
+        )
 
     def _save_counters(self) -> None:
         self.conn.executemany(

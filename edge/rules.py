@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from edge.config import RulesConfig, RulesMode
+from edge.errors import ConfigError
 from protocols.codec import Decoded, channel_of, new_id
 from protocols.kinds import DeviceKind
 from protocols.messages import (
@@ -62,7 +63,10 @@ LOCAL_COMMAND_TTL = timedelta(seconds=60)
 def initial_ruleset(config: RulesConfig) -> RuleSet:
     """The rules a gateway starts with: ``file`` if given, else the default pack's edge rules."""
     if config.file is not None:
-        return load_rules(config.file).for_edge()
+        try:
+            return load_rules(config.file).for_edge()
+        except (OSError, RuleError) as exc:
+            raise ConfigError(f"rules.file: {exc}", "rules.file") from exc
     try:
         return edge_pack()
     except (OSError, RuleError) as exc:  # a broken install: run without rules, loudly

@@ -99,6 +99,9 @@ class Sender:
         return not self.inflight and not self._acked and self.outbox.depth == 0
 
     async def run(self) -> None:
+        # (Re)started: rows handed out by a previous run may never have reached paho.
+        self.outbox.rewind()
+        low_water = max(1, min(self.batch, self.max_inflight) // 2)
         while True:
             self._wake.clear()
             if self._acked and (
@@ -111,7 +114,7 @@ class Sender:
                 self._barrier = False
             if self.uplink.connected and not self._barrier:
                 room = self.max_inflight - len(self.inflight)
-                if room > 0:
+                if room >= low_water:  # refill in batches, not one row per PUBACK
                     rows = self.outbox.next_batch(min(room, self.batch))
                     if rows:
                         self._publish(rows)

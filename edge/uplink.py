@@ -39,6 +39,8 @@ from protocols.topics import Channel, topic
 
 log = logging.getLogger(__name__)
 
+RECEIVE_MAXIMUM = 32  # downlink QoS1 messages the broker may send before we acknowledge one
+
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
@@ -152,6 +154,7 @@ class Uplink:
         if broker.protocol is MqttProtocol.V5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = broker.session_expiry
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
             client.connect(
                 broker.host, broker.port, broker.keepalive, clean_start=False, properties=props
             )
@@ -296,6 +299,7 @@ class Uplink:
         if client is None:
             return
         self._closing = True
+        self._connected.clear()  # the sender stops handing rows to this client now
         self._client = None
         if client.is_connected():
             info = client.publish(
