@@ -23,6 +23,16 @@ Key = tuple[str, str, str]  # site, gateway, boot_id
 class _Boot:
     session: GatewaySession
     open_gaps: list[SequenceGap] = field(default_factory=list)
+    # Plain copies, written back to the row once per batch by GapTracker.finish (ORM attribute
+    # writes per message cost more than the rest of the tracking).
+    max_seq: int = 0
+    messages: int = 0
+    last_seen: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.max_seq = self.session.max_seq
+        self.messages = self.session.messages
+        self.last_seen = self.session.last_seen
 
 
 class GapTracker:
@@ -94,13 +104,13 @@ class GapTracker:
         boot = self._boot(key, seq, ts)
         if boot is None:
             return
-        row = boot.session
-        row.messages += 1
-        row.last_seen = max(row.last_seen, ts)
-        if seq > row.max_seq:
-            if seq > row.max_seq + 1:
-                self._open(key, row.max_seq + 1, seq - 1)
-            row.max_seq = seq
+        boot.messages += 1
+        if boot.last_seen is None or ts > boot.last_seen:
+            boot.last_seen = ts
+        if seq > boot.max_seq:
+            if seq > boot.max_seq + 1:
+                self._open(key, boot.max_seq + 1, seq - 1)
+            boot.max_seq = seq
             return
         for gap in boot.open_gaps:
             if gap.first_seq <= seq <= gap.last_seq:
@@ -110,3 +120,14 @@ class GapTracker:
                     boot.open_gaps.remove(gap)
                     self.closed += 1
                 return
+
+    def finish(self) -> None:
+        """Write each boot's counters back to its row (before the flush)."""
+        for boot in self._boots.values():
+            row = boot.session
+            if row.max_seq != boot.max_seq:
+                row.max_seq = boot.max_seq
+            if row.messages != boot.messages:
+                row.messages = boot.messages
+            if boot.last_seen is not None and row.last_seen != boot.last_seen:
+                row.last_seen = boot.last_seen

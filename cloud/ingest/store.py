@@ -24,6 +24,7 @@ from cloud.ingest.buffer import Delivery
 from cloud.ingest.gaps import GapTracker
 from cloud.ingest.models import StoredMessage
 from cloud.registry.service import Registry
+from cloud.storage.bulk import TimeCache, bulk_insert
 from cloud.storage.tables import (
     AccessEventRow,
     CommandAckRow,
@@ -48,6 +49,29 @@ STORE_ERROR = "store_error"
 """Dead-letter reason for a message that decoded but that the database refused on its own."""
 
 _CHUNK = 500  # ids per IN (...) query
+ENVELOPE_COLUMNS = (
+    "msg_id",
+    "site",
+    "gateway",
+    "channel",
+    "boot_id",
+    "seq",
+    "ts",
+    "historical",
+    "pending",
+    "received_at",
+)
+READING_COLUMNS = (
+    "site",
+    "gateway",
+    "device",
+    "metric",
+    "value",
+    "ts",
+    "historical",
+    "pending",
+    "msg_id",
+)
 
 
 @dataclass(slots=True)
@@ -68,10 +92,6 @@ class _Decoded:
     duplicate: bool = False
     pending: bool = False
     flagged: frozenset[str] = frozenset()  # pending devices (and gateway) of this message
-
-
-def _value(v: float | bool) -> float:
-    return float(v)
 
 
 class BatchWriter:
@@ -146,27 +166,33 @@ class BatchWriter:
             t = item.decoded.topic
             devices = per_gateway.setdefault((t.site, t.gateway), {})
             for device, metric, ts in _device_refs(item.decoded.message):
-                metrics, last = devices.get(device, (set(), ts))
+                seen = devices.get(device)
+                if seen is None:
+                    seen = devices[device] = (set(), ts)
+                elif ts > seen[1]:
+                    seen = devices[device] = (seen[0], ts)
                 if metric is not None:
-                    metrics.add(metric)
-                devices[device] = (metrics, max(last, ts))
+                    seen[0].add(metric)
         pending: dict[tuple[str, str], set[str]] = {}
         for (site, gateway), devices in per_gateway.items():
             frozen = {d: (frozenset(m), ts) for d, (m, ts) in devices.items()}
             pending[(site, gateway)] = self.registry.admit(session, site, gateway, frozen, now)
+        frozen_flags = {key: frozenset(flags) for key, flags in pending.items() if flags}
         for item in items:
             t = item.decoded.topic
-            flagged = pending.get((t.site, t.gateway))
-            if flagged:
-                item.flagged = frozenset(flagged)
-                refs = {d for d, _, _ in _device_refs(item.decoded.message)}
-                item.pending = t.gateway in flagged or bool(refs & flagged)
+            flags = frozen_flags.get((t.site, t.gateway))
+            if flags:
+                item.flagged = flags
+                item.pending = t.gateway in flags or any(
+                    d in flags for d, _, _ in _device_refs(item.decoded.message)
+                )
 
     def _insert(
         self, session: Session, items: list[_Decoded], now: datetime, result: BatchResult
     ) -> None:
-        envelopes: list[dict[str, Any]] = []
-        readings: list[dict[str, Any]] = []
+        when = TimeCache(session.get_bind().dialect.name)
+        envelopes: list[tuple[Any, ...]] = []
+        readings: list[tuple[Any, ...]] = []
         events: list[dict[str, Any]] = []
         access: list[dict[str, Any]] = []
         acks: list[dict[str, Any]] = []
@@ -179,32 +205,36 @@ class BatchWriter:
                 continue
             if item.duplicate or not isinstance(msg, Envelope):
                 continue
-            base = {"site": t.site, "gateway": t.gateway, "historical": msg.historical}
             envelopes.append(
-                {
-                    **base,
-                    "msg_id": msg.msg_id,
-                    "channel": t.channel.value,
-                    "boot_id": msg.boot_id,
-                    "seq": msg.seq,
-                    "ts": msg.ts,
-                    "pending": item.pending,
-                    "received_at": item.delivery.received_at,
-                }
+                (
+                    msg.msg_id,
+                    t.site,
+                    t.gateway,
+                    t.channel.value,
+                    msg.boot_id,
+                    msg.seq,
+                    when(msg.ts),
+                    msg.historical,
+                    item.pending,
+                    when(item.delivery.received_at),
+                )
             )
             gaps.observe((t.site, t.gateway, msg.boot_id), msg.seq, msg.ts)
+            base = {"site": t.site, "gateway": t.gateway, "historical": msg.historical}
             if isinstance(msg, Telemetry):
                 gw_pending = t.gateway in item.flagged
                 readings.extend(
-                    {
-                        **base,
-                        "device": r.device,
-                        "metric": r.metric,
-                        "value": _value(r.value),
-                        "ts": r.ts,
-                        "pending": gw_pending or r.device in item.flagged,
-                        "msg_id": msg.msg_id,
-                    }
+                    (
+                        t.site,
+                        t.gateway,
+                        r.device,
+                        r.metric,
+                        float(r.value),
+                        when(r.ts),
+                        msg.historical,
+                        gw_pending or r.device in item.flagged,
+                        msg.msg_id,
+                    )
                     for r in msg.readings
                 )
             elif isinstance(msg, DeviceEvent):
@@ -213,9 +243,10 @@ class BatchWriter:
                 access.append(_access_row(base, msg, item.pending, now + self.thumbnail_ttl))
             elif isinstance(msg, CommandAck):
                 acks.append(_ack_row(base, msg))
+        gaps.finish()
+        bulk_insert(session, StoredEnvelope, ENVELOPE_COLUMNS, envelopes)
+        bulk_insert(session, Reading, READING_COLUMNS, readings)
         for table, rows in (
-            (StoredEnvelope, envelopes),
-            (Reading, readings),
             (DeviceEventRow, events),
             (AccessEventRow, access),
             (CommandAckRow, acks),
@@ -259,7 +290,7 @@ def _event_row(base: dict[str, Any], msg: DeviceEvent, pending: bool) -> dict[st
         "device": msg.device,
         "event": msg.event,
         "priority": msg.priority.value,
-        "value": None if msg.value is None else _value(msg.value),
+        "value": None if msg.value is None else float(msg.value),
         "attrs": dict(msg.attrs),
         "ts": msg.ts,
         "pending": pending,
