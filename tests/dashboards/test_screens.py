@@ -389,9 +389,72 @@ def test_developer_runs_a_scenario_and_watches_messages_and_alerts(
         alert = page.locator("#dev-alerts .alert-card:has-text('gas-ch4-high')")
         expect(alert).to_have_count(1, timeout=90_000)
         expect(alert).to_contain_text("gas-b2-101")
-        screenshot(page, "dev-scenario-zh")
+        shot = screenshot(page, "dev-scenario-zh")
+        shutil.copy(shot, REPO / "docs" / "screenshots" / shot.name)
         row.locator("button").click()  # stop
         expect(row.locator("button")).to_have_text("启动", timeout=30_000)
         context.close()
         console = app.state.dev_console
         assert all(run.process.poll() is not None for run in console.runs.values())
+
+
+def heat_readings(gateway: FakeGatewayLink, device: str, values: list[float]) -> Telemetry:
+    now = datetime.now(UTC).timestamp()
+    readings = tuple(
+        Reading(
+            device=device,
+            metric="temperature",
+            value=value,
+            ts=datetime.fromtimestamp(now - (len(values) - i) * 600, UTC),
+        )
+        for i, value in enumerate(values)
+    )
+    return Telemetry(
+        msg_id=new_id(),
+        boot_id=gateway.boot_id,
+        seq=gateway.next_seq(),
+        ts=datetime.now(UTC),
+        readings=readings,
+    )
+
+
+def test_console_map_devices_gateways_and_csv(browser: Browser, live_site: Site) -> None:
+    live_site.gateway.send(heat_readings(live_site.gateway, "heat-101", [21.0, 22.5, 24.0, 23.0]))
+    live_site.gateway.send(smoke_alarm(live_site.gateway, "smoke-101"))
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_site.url, "manager1")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator(".alert-card")).to_have_count(1)
+
+    page.click('#tabs button[data-tab="map"]')
+    expect(page.locator("svg.map circle[data-device]")).to_have_count(6)
+    expect(page.locator("svg.map circle[data-device='smoke-101']")).to_have_class("dev dev-alarm")
+    expect(page.locator("svg.map circle[data-device='smoke-201']")).to_have_class("dev dev-ok")
+    expect(page.locator("svg.map g[data-building='b1']")).to_contain_text("b1-f2")
+    screenshot(page, "console-map-zh")
+
+    page.click("svg.map circle[data-device='heat-101']")  # opens the device detail
+    expect(page.locator("#device-title")).to_contain_text("heat-101")
+    expect(page.locator("#device-detail svg.chart path.line")).to_have_count(1)
+    expect(page.locator("#device-detail")).to_contain_text("temperature (°C)")
+    expect(page.locator("#device-detail")).to_contain_text("暂无读数")  # battery: never reported
+    screenshot(page, "console-device-zh")
+
+    page.click('#tabs button[data-tab="gateways"]')
+    row = page.locator("tr[data-gateway='gw1']")
+    expect(row).to_contain_text(f"{live_site.site}/gw1")
+    expect(row.locator("td").nth(3)).not_to_have_text("…")  # gaps filled from /health
+
+    page.click('#tabs button[data-tab="alerts"]')
+    with page.expect_download() as download:
+        page.click("#export")
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    header, first = text.splitlines()[:2]
+    assert header.startswith("id,site,rule_id,subject,severity,status")
+    assert "smoke-101" in first and "烟感报警" in first
+    context.close()
+    assert not errors, errors
