@@ -1,0 +1,1 @@
+"""Deployment files: a locked-down mosquitto (per-gateway credentials, ACL, TLS), systemd units."""
