@@ -368,7 +368,7 @@ _step = st.one_of(
     st.tuples(
         st.just("read"),
         st.floats(0, 20),
-        st.sampled_from(["sm1", "sm2", "h1", "h2"]),
+        st.sampled_from(["sm1", "sm2", "h1", "h2", "dc1"]),
         st.sampled_from(["z1", "z2"]),
         st.floats(0, 100),
         st.booleans(),
@@ -383,7 +383,7 @@ _step = st.one_of(
     ),
     st.tuples(
         st.just("advance"),
-        st.floats(0, 120),
+        st.floats(0, 900),
         st.just(""),
         st.just(""),
         st.just(0.0),
@@ -398,7 +398,7 @@ def test_never_two_active_alerts_for_one_rule_and_subject(
     steps: list[tuple[str, float, str, object, float, bool]],
 ) -> None:
     mk = Make()
-    engine = RuleEngine(PROPERTY_PACK)
+    engine = RuleEngine(PROPERTY_PACK, default_timezone="Asia/Shanghai")  # night = T0 + 3 h
     active: set[tuple[str, str, str]] = set()
     t = 0.0
     for what, dt, dev, extra, x, historical in steps:
@@ -406,9 +406,9 @@ def test_never_two_active_alerts_for_one_rule_and_subject(
         if what == "advance":
             acts = engine.advance(mk.at(t))
         elif what == "read":
-            kind = SMOKE if dev.startswith("sm") else HEAT
-            metric = "smoke" if kind is SMOKE else "temperature"
-            value: float | bool = x > 50 if kind is SMOKE else x
+            kind = {"s": SMOKE, "h": HEAT, "d": DeviceKind.DOOR_CONTACT}[dev[0]]
+            metric = {SMOKE: "smoke", HEAT: "temperature"}.get(kind, "open")
+            value: float | bool = x if kind is HEAT else x > 50
             acts = engine.observe(
                 mk.reading(t, dev, kind, metric, value, zone=str(extra), historical=historical)
             )
@@ -494,3 +494,34 @@ def test_advance_accepts_naive_utc_and_epoch_seconds() -> None:
     assert engine.advance(naive) == []
     acts = engine.advance(mk.at(300).timestamp())
     assert _raises(acts) == Counter({("gateway-no-data", "gw1"): 1})
+
+
+def test_new_rules_keep_the_state_of_unchanged_ones() -> None:
+    mk = Make()
+    old = default_pack().for_cloud()
+    engine = RuleEngine(old)
+    engine.observe(mk.reading(0, "sm1", SMOKE, "smoke", True))
+    engine.observe(mk.reading(0, "h1", HEAT, "temperature", 60))
+    extra = parse_rules(
+        """
+- id: warm
+  title: {zh: 暖, en: Warm}
+  severity: info
+  select: {kind: heat, metric: temperature}
+  when: {type: threshold, op: ">", value: 30}
+  enabled: false
+""",
+        "extra.yaml",
+    )
+    changed = RuleSet(
+        rules=tuple(
+            r.model_copy(update={"min_interval": 60.0}) if r.id == "heat-high" else r for r in old
+        )
+    ).merged(extra)
+    swapped = RuleEngine.restore(changed, engine.snapshot())
+    # smoke-alarm is unchanged: its alert stays raised; heat-high changed: its state is gone.
+    assert swapped.active() == [("confirmed-fire", "site1", "z1"), ("smoke-alarm", "site1", "sm1")]
+    assert swapped.observe(mk.reading(5, "sm1", SMOKE, "smoke", True)) == []
+    # A disabled rule does nothing.
+    acts = swapped.observe(mk.reading(6, "h2", HEAT, "temperature", 40))
+    assert acts == []
