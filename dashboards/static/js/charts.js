@@ -50,7 +50,7 @@ const LinliCharts = (() => {
       const b = d.building || "";
       if (!buildings.has(b)) buildings.set(b, new Map());
       const floors = buildings.get(b);
-      const f = d.floor || "";
+      const f = d.floor || d.zone || "";
       if (!floors.has(f)) floors.set(f, { level: d.level ?? null, devices: [] });
       floors.get(f).devices.push(d);
     }
@@ -59,7 +59,8 @@ const LinliCharts = (() => {
     const columns = [];
     let index = 0;
     for (const [building, floors] of [...buildings.entries()].sort()) {
-      const sorted = [...floors.entries()].sort((a, b) => (b[1].level ?? 0) - (a[1].level ?? 0) || String(a[0]).localeCompare(String(b[0])));
+      // Top floor first: by level when known, else by the floor id in natural order, descending.
+      const sorted = [...floors.entries()].sort((a, b) => (b[1].level ?? 0) - (a[1].level ?? 0) || String(b[0]).localeCompare(String(a[0]), undefined, { numeric: true }));
       const rows = sorted.map(([floor, info]) => ({ floor, info, lines: Math.max(1, Math.ceil(info.devices.length / perRow)) }));
       const h = 40 + rows.reduce((sum, r) => sum + rowH + (r.lines - 1) * 16, 0);
       height = Math.max(height, h);
