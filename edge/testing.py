@@ -28,7 +28,7 @@ class HasPort(Protocol):
 
 
 def edge_config(
-    tmp_path: Path, broker: HasPort, site: str, gateway: str = "gw1", **overrides: Any
+    tmp_path: Path, server: HasPort, site: str, gateway: str = "gw1", **overrides: Any
 ) -> EdgeConfig:
     """A config for a test agent: its own state dir, the given broker, fast reconnects."""
     data: dict[str, Any] = {
@@ -36,7 +36,7 @@ def edge_config(
         "gateway": gateway,
         "state_dir": str(tmp_path / f"state-{gateway}"),
         "broker": {
-            "port": broker.port,
+            "port": server.port,
             "reconnect_min": 0.1,
             "reconnect_max": 1.0,
             "keepalive": 5,
