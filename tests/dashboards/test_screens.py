@@ -458,3 +458,30 @@ def test_console_map_devices_gateways_and_csv(browser: Browser, live_site: Site)
     assert "smoke-101" in first and "烟感报警" in first
     context.close()
     assert not errors, errors
+
+
+def test_resident_invites_a_visitor_with_a_qr_pass(browser: Browser, live_site: Site) -> None:
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_site.url, "resident1")
+    assert page.url.endswith("/gate")
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#gate-left")).to_be_hidden()  # no access feed for residents
+    expect(page.locator("#doors-panel")).to_be_hidden()
+    expect(page.locator(".toast.error")).to_have_count(0)
+    page.fill("#pass-name", "王阿姨")
+    page.fill("#pass-host", "b1-101")
+    page.fill("#pass-hours", "3")
+    page.fill("#pass-uses", "2")
+    page.click("#pass-issue")
+    expect(page.locator("#pass-summary")).to_contain_text("王阿姨")
+    expect(page.locator("#pass-summary")).to_contain_text("可用 2 次")
+    qr = page.locator("#pass-qr")
+    expect(qr).to_be_visible()
+    page.wait_for_function("document.getElementById('pass-qr').naturalWidth > 100")
+    screenshot(page, "gate-pass-zh")
+    context.close()
+    assert not errors, errors

@@ -16,7 +16,14 @@
   const GATE_RULES = new Set(["block-listed-person", "unknown-face-repeated", "door-forced", "door-held-open", "tailgating", "night-door-open"]);
   const items = (body) => (Array.isArray(body) ? body : (body && body.items) || []);
 
-  await Linli.init();
+  const me = await Linli.init();
+  /* Residents use this page only to invite visitors: no feed, no doors. */
+  const passOnly = me.role === "resident";
+  if (passOnly) {
+    document.getElementById("gate-left").classList.add("hidden");
+    document.getElementById("doors-panel").classList.add("hidden");
+    document.querySelector(".gate-grid").style.gridTemplateColumns = "minmax(20rem, 40rem)";
+  }
   const feed = [];
   const doors = new Map(); // key site/door → {site, gateway, door, open}
   const pending = new Map(); // alert id → alert
@@ -181,6 +188,10 @@
   });
 
   /* ---- initial load and live stream ---- */
+  if (passOnly) {
+    document.body.dataset.ready = "1";
+    return;
+  }
   try {
     for (const d of items(await api(PATHS.doors))) {
       doors.set(doorKey(d.site, d.id), { site: d.site, gateway: d.gateway, door: d.id, open: null });
