@@ -483,5 +483,19 @@ def test_resident_invites_a_visitor_with_a_qr_pass(browser: Browser, live_site: 
     expect(qr).to_be_visible()
     page.wait_for_function("document.getElementById('pass-qr').naturalWidth > 100")
     screenshot(page, "gate-pass-zh")
+    # The code on the screen scans back to the pass the server issued.
+    png = np.frombuffer(page.locator(".qr").screenshot(), np.uint8)
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imdecode(png, cv2.IMREAD_COLOR))
+    passes = page.evaluate("fetch('/api/visitor-passes?active=false').then(r => r.status)")
+    assert passes == 403  # residents cannot list every pass…
+    assert text.startswith("LINLI-PASS:") and len(text) > 20
+    staff = browser.new_context()
+    gpage = staff.new_page()
+    sign_in(gpage, live_site.url, "guard1")
+    issued = gpage.evaluate("fetch('/api/visitor-passes').then(r => r.json())")
+    assert [(p["qr_text"], p["visitor_name"], p["max_uses"]) for p in issued] == [
+        (text, "王阿姨", 2)
+    ]  # …the guard sees it, with the code that was scanned
+    staff.close()
     context.close()
     assert not errors, errors
