@@ -485,7 +485,9 @@ def test_resident_invites_a_visitor_with_a_qr_pass(browser: Browser, live_site: 
     screenshot(page, "gate-pass-zh")
     # The code on the screen scans back to the pass the server issued.
     png = np.frombuffer(page.locator(".qr").screenshot(), np.uint8)
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imdecode(png, cv2.IMREAD_COLOR))
+    image = cv2.imdecode(png, cv2.IMREAD_COLOR)
+    assert image is not None
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
     passes = page.evaluate("fetch('/api/visitor-passes?active=false').then(r => r.status)")
     assert passes == 403  # residents cannot list every pass…
     assert text.startswith("LINLI-PASS:") and len(text) > 20
