@@ -20,6 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import cv2
+
 from edge.gate.capture import LatestFrameGrabber, Source, open_source, read_all
 from edge.gate.faces import RGB
 from edge.gate.gate import Gate
@@ -55,6 +57,7 @@ class GateService:
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.frames = 0
+        self.errors = 0
 
     def attach(self) -> None:
         """Route the gate's events and grants through the agent; register ``gallery.sync``."""
@@ -117,4 +120,8 @@ class GateService:
 
     def _process(self, rgb: RGB) -> None:
         self.frames += 1
-        self.gate.frame(rgb, datetime.now(UTC))
+        try:
+            self.gate.frame(rgb, datetime.now(UTC))
+        except (RuntimeError, ValueError, cv2.error) as exc:  # dlib/OpenCV on a bad frame
+            self.errors += 1
+            log.warning("gate %s: frame %d skipped: %s", self.gate.door, self.frames, exc)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import cv2
+import numpy as np
 import pytest
 
 from edge.agent import EdgeAgent
 from edge.gate.bundle import Bundle
-from edge.gate.faces import FaceEngine, letterbox, load_rgb
+from edge.gate.capture import Frame
+from edge.gate.faces import RGB, FaceEngine, letterbox, load_rgb
 from edge.gate.gate import Gate
 from edge.gate.pipeline import Pipeline, PipelineConfig
 from edge.gate.policy import DoorConfig, PersonConfig, PolicyConfig
@@ -74,3 +78,51 @@ async def test_grant_reaches_the_broker_and_releases_the_door(
     assert event.kind is AccessKind.DECISION and event.decision is AccessDecision.GRANTED
     assert event.person_id == "obama" and event.boot_id == agent.boot_id
     assert service.frames == 6
+
+
+class ReplaySource:
+    """Frames from memory (a stand-in for a camera that delivers one corrupt frame)."""
+
+    live = False
+    name = "replay"
+
+    def __init__(self, frames: list[RGB]) -> None:
+        self.frames = frames
+        self.index = 0
+
+    def read(self) -> Frame | None:
+        if self.index >= len(self.frames):
+            return None
+        frame = Frame(self.frames[self.index], self.index, time.monotonic(), self.index / 10)
+        self.index += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_bad_frame_is_skipped_and_the_loop_goes_on(
+    engine: FaceEngine, bundle: Bundle, faces_data: Path
+) -> None:
+    photo = letterbox(load_rgb(faces_data / "probe" / "obama.jpg"))
+    bad = np.zeros((480, 640, 3), np.float64)  # dlib refuses non-8-bit images
+    frames: list[RGB] = [photo, photo.copy(), photo.copy(), photo.copy()]
+    frames.insert(1, bad)  # type: ignore[arg-type]
+    events: list[AccessEvent] = []
+    policy = PolicyConfig(
+        doors={"main": DoorConfig(door="main", liveness=False)},
+        people={"obama": PersonConfig(person_id="obama")},
+    )
+    gate = Gate(
+        door="main",
+        camera="cam1",
+        pipeline=Pipeline(engine, bundle.gallery(), PipelineConfig(motion_gating=False)),
+        policy=policy,
+        sink=events.append,
+    )
+    service = GateService(
+        cast(EdgeAgent, None), gate, "replay", opener=lambda: ReplaySource(frames)
+    )
+    service._work()  # the worker loop itself, on this thread; no agent needed without attach()
+    assert service.frames == 5 and service.errors == 1
+    assert [e.person_id for e in events if e.decision is AccessDecision.GRANTED] == ["obama"]
