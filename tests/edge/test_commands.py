@@ -141,3 +141,30 @@ async def test_plugged_in_handler_and_its_failure(
     assert got[bad.cmd_id][0].status is AckStatus.FAILED
     assert got[bad.cmd_id][0].reason == "no version given"
     assert [c.cmd_id for c in synced] == [good.cmd_id]
+
+
+async def test_config_update_changes_the_report_policy(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    site: str,
+    subscriber_for: Callable[..., Subscriber],
+) -> None:
+    sub = subscriber_for(mosquitto, site)
+    agent = EdgeAgent(edge_config(tmp_path, mosquitto, site))
+    update = command("config.update", **{"report.period": 42.0, "health.interval": 10.0})
+    typo = command("config.update", **{"report.perod": 1.0})
+    bad = command("config.update", **{"report.mode": "sometimes"})
+    async with running(agent):
+        await agent.uplink.wait_connected()
+        for cmd in (update, typo, bad):
+            publish_downlink(mosquitto, site, "gw1", Channel.CMD, encode(cmd))
+        await sub.await_for(lambda _: len(acks(sub)) == 3)
+    got = acks(sub)
+    assert got[update.cmd_id][0].status is AckStatus.OK
+    assert agent.reporter.default.period == 42.0 and agent.health_interval == 10.0
+    assert got[typo.cmd_id][0].status is AckStatus.REFUSED
+    assert "report.perod" in (got[typo.cmd_id][0].reason or "")
+    assert got[bad.cmd_id][0].status is AckStatus.REFUSED
+    assert agent.reporter.default.mode.value == "change_or_period", (
+        "a refused update changes nothing"
+    )

@@ -12,7 +12,7 @@ from edge.agent import EdgeAgent
 from edge.drivers.base import DeviceInfo, Driver, Sample
 from edge.errors import DriverError
 from edge.supervisor import Backoff, TaskStats, supervise
-from edge.testing import Subscriber, edge_config, running
+from edge.testing import Subscriber, edge_config, running, until
 from linli.services import Mosquitto
 from protocols.kinds import DeviceKind
 from protocols.messages import Telemetry
@@ -112,3 +112,39 @@ async def test_a_faulty_driver_does_not_take_the_others_down(
         assert agent.stats["driver:steady"].restarts == 0
         assert agent.stats["uplink"].restarts == 0 and agent.stats["sender"].restarts == 0
         assert steady.n > 10, "the steady driver kept reading through the faults"
+
+
+async def test_an_uplink_fault_restarts_it_with_a_new_client_and_loses_nothing(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    site: str,
+    subscriber_for: Callable[..., Subscriber],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sub = subscriber_for(mosquitto, site)
+    steady = SteadyDriver()
+    config = edge_config(tmp_path, mosquitto, site, report={"mode": "change"})
+    agent = EdgeAgent(config, drivers=[steady])
+    real_connect = agent.uplink._connect
+    calls = []
+
+    def connect_with_a_bug(client: object) -> None:
+        calls.append(client)
+        if len(calls) == 1:
+            raise RuntimeError("bug in the connect path")
+        real_connect(client)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(agent.uplink, "_connect", connect_with_a_bug)
+    async with running(agent):
+        await until(lambda: steady.n > 20 and agent.uplink.connected, 20)
+        await until(lambda: agent.sender.idle, 20)
+        made = agent.stamper.next_seq
+    assert agent.stats["uplink"].restarts == 1
+    assert agent.uplink.generation == 2 and calls[0] is not calls[1], "a fresh paho client"
+    assert agent.stats["sender"].restarts == 0
+    seqs = {
+        d.message.seq
+        for d in sub.snapshot()
+        if isinstance(d.message, Telemetry) and d.message.boot_id == agent.boot_id
+    }
+    assert set(range(made)) <= seqs, "what was stored before the fault was delivered"
