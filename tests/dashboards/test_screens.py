@@ -199,6 +199,12 @@ def test_manager_sees_alert_live_acknowledges_resolves_and_finds_the_audit_entry
     expect(page.locator("#detail-status")).to_have_attribute("data-status", "open")
     page.click("button[data-action='acknowledge']")
     expect(page.locator("#detail-status")).to_have_attribute("data-status", "acknowledged")
+    page.fill("#assignee", "guard1")
+    page.click("button[data-action='assign']")
+    expect(page.locator("#alert-detail dl")).to_contain_text("guard1")
+    page.fill("#note", "保安已到场查看")
+    page.click("button[data-action='comment']")
+    expect(page.locator("#timeline li[data-kind='comment']")).to_contain_text("保安已到场查看")
     page.fill("#note", "误报：厨房油烟")
     page.click("button[data-action='resolve']")
     expect(page.locator("#detail-status")).to_have_attribute("data-status", "resolved")
@@ -208,8 +214,14 @@ def test_manager_sees_alert_live_acknowledges_resolves_and_finds_the_audit_entry
     expect(page.locator("#timeline")).to_contain_text("误报：厨房油烟")
     screenshot(page, "console-alert-zh")
 
+    page.click("button[data-action='close']")
+    expect(page.locator("#detail-status")).to_have_attribute("data-status", "closed")
+    expect(page.locator(".alert-card")).to_have_count(0)  # closed alerts leave the board…
+    page.check("#show-closed")
+    expect(page.locator(".alert-card[data-status='closed']")).to_have_count(1)  # …unless asked
+
     actions = audit_actions(page)
-    assert "alert.resolve" in actions
+    assert actions[:2] == ["alert.close", "alert.resolve"], actions
     row = page.locator("#audit-table tr[data-action='alert.resolve']").first
     expect(row).to_contain_text("manager1")
     expect(row).to_contain_text("误报：厨房油烟")
