@@ -21,14 +21,19 @@ pytestmark = pytest.mark.anyio
 
 
 def command(
-    name: str, target: str | None = None, *, ttl: float = 60, **params: AttrValue
+    name: str,
+    target: str | None = None,
+    *,
+    ttl: float = 60,
+    params: dict[str, AttrValue] | None = None,
+    **more: AttrValue,
 ) -> Command:
     now = datetime.now(UTC)
     return Command(
         cmd_id=new_id(),
         name=name,
         target=target,
-        params=params,
+        params={**(params or {}), **more},
         issued_at=now - timedelta(seconds=1),
         expires_at=now + timedelta(seconds=ttl),
     )
@@ -151,9 +156,9 @@ async def test_config_update_changes_the_report_policy(
 ) -> None:
     sub = subscriber_for(mosquitto, site)
     agent = EdgeAgent(edge_config(tmp_path, mosquitto, site))
-    update = command("config.update", **{"report.period": 42.0, "health.interval": 10.0})
-    typo = command("config.update", **{"report.perod": 1.0})
-    bad = command("config.update", **{"report.mode": "sometimes"})
+    update = command("config.update", params={"report.period": 42.0, "health.interval": 10.0})
+    typo = command("config.update", params={"report.perod": 1.0})
+    bad = command("config.update", params={"report.mode": "sometimes"})
     async with running(agent):
         await agent.uplink.wait_connected()
         for cmd in (update, typo, bad):
