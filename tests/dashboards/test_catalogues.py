@@ -102,3 +102,13 @@ def test_every_gate_reason_is_translated() -> None:
         cat = catalogue(locale)
         missing = [r.value for r in [*Reason, *Alarm] if f"reason.{r.value}" not in cat]
         assert not missing, f"{locale} lacks reasons {missing}"
+
+
+def test_every_device_kind_and_metric_has_a_name() -> None:
+    from protocols.kinds import METRICS, DeviceKind
+
+    metrics = {m.name for ms in METRICS.values() for m in ms}
+    for locale in LOCALES:
+        cat = catalogue(locale)
+        assert not [k.value for k in DeviceKind if f"kind.{k.value}" not in cat], locale
+        assert not sorted(m for m in metrics if f"metric.{m}" not in cat), locale

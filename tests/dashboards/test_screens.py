@@ -452,7 +452,7 @@ def test_console_map_devices_gateways_and_csv(browser: Browser, live_site: Site)
     page.click("svg.map circle[data-device='heat-101']")  # opens the device detail
     expect(page.locator("#device-title")).to_contain_text("heat-101")
     expect(page.locator("#device-detail svg.chart path.line")).to_have_count(1)
-    expect(page.locator("#device-detail")).to_contain_text("temperature (°C)")
+    expect(page.locator("#device-detail h3[data-metric='temperature']")).to_have_text("温度 (°C)")
     expect(page.locator("#device-detail")).to_contain_text("暂无读数")  # battery: never reported
     screenshot(page, "console-device-zh")
 

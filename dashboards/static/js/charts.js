@@ -80,7 +80,7 @@ const LinliCharts = (() => {
         group.append(svg("text", { x: col.x + 10, y: y + 14 }, label));
         row.info.devices.forEach((d, i) => {
           const cx = col.x + 70 + (i % perRow) * 12, cy = y + 10 + Math.floor(i / perRow) * 16;
-          const circle = svg("circle", { cx, cy, r: dot / 1.4, class: "dev dev-" + d.state, "data-device": d.id }, svg("title", {}, `${d.id} (${d.kind || ""}) ${Linli.t("state." + d.state)}`));
+          const circle = svg("circle", { cx, cy, r: dot / 1.4, class: "dev dev-" + d.state, "data-device": d.id }, svg("title", {}, `${d.id} (${d.kind ? Linli.tOr("kind." + d.kind, d.kind) : ""}) ${Linli.t("state." + d.state)}`));
           if (onSelect) circle.addEventListener("click", () => onSelect(d));
           group.append(circle);
         });

@@ -269,7 +269,7 @@
             "tr",
             { class: "clickable", onclick: () => showDevice(d), dataset: { device: d.id } },
             el("td", {}, d.id),
-            el("td", {}, d.kind || ""),
+            el("td", {}, d.kind ? tOr("kind." + d.kind, d.kind) : ""),
             el("td", {}, [d.building, d.floor, d.zone].filter(Boolean).join(" / ")),
             el("td", {}, d.gateway || ""),
             el("td", {}, t("state." + deviceState(d))),
@@ -285,12 +285,12 @@
     const known = (Linli.state.config.metrics || {})[d.kind] || [];
     const metrics = known.filter((m) => !m.binary);
     box.replaceChildren(
-      el("h2", { id: "device-title" }, `${d.id} · ${d.kind || ""}`),
+      el("h2", { id: "device-title" }, `${d.id} · ${d.kind ? tOr("kind." + d.kind, d.kind) : ""}`),
       el("p", { class: "muted" }, [d.building, d.floor, d.unit, d.zone].filter(Boolean).join(" / ") + " · " + t("state." + deviceState(d))),
     );
     try {
       const latest = items(await api(PATHS.latest(d.site, d.id)));
-      if (latest.length) box.append(el("table", {}, ...latest.map((r) => el("tr", {}, el("td", {}, r.metric), el("td", {}, String(r.value)), el("td", { class: "muted" }, formatTime(r.ts))))));
+      if (latest.length) box.append(el("table", {}, ...latest.map((r) => el("tr", {}, el("td", {}, tOr("metric." + r.metric, r.metric)), el("td", {}, String(r.value)), el("td", { class: "muted" }, formatTime(r.ts))))));
     } catch (error) {
       box.append(el("p", { class: "muted" }, errorText(error)));
     }
@@ -300,7 +300,7 @@
         const series = await api(PATHS.series(d.site, d.id, metric.name));
         const buckets = series.buckets || [];
         box.append(
-          el("h3", {}, metric.name + (metric.unit ? ` (${metric.unit})` : "")),
+          el("h3", { dataset: { metric: metric.name } }, tOr("metric." + metric.name, metric.name) + (metric.unit ? ` (${metric.unit})` : "")),
           buckets.length ? LinliCharts.line(buckets.map((p) => ({ t: p.start, avg: p.avg, min: p.min, max: p.max })), { unit: metric.unit || "" }) : el("p", { class: "muted" }, t("devices.no_data")),
         );
       } catch (error) {
