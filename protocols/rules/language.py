@@ -114,7 +114,8 @@ class Selector(RuleModel):
             raise ValueError(f"give only one of metric, event, access (got {', '.join(given)})")
         if (self.decision is not None or self.reason is not None) and self.access is None:
             raise ValueError("access: decision and reason need access")
-        for name in ("kind", "access", "decision", "reason", "devices", "zones", "sites"):
+        lists = ("kind", "access", "decision", "reason", "devices", "zones", "buildings", "sites")
+        for name in (*lists, "tags"):
             value = getattr(self, name)
             if value is not None and (len(value) == 0 or len(value) > MAX_LIST):
                 raise ValueError(f"{name}: give 1-{MAX_LIST} entries")
