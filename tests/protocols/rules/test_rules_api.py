@@ -61,3 +61,13 @@ def test_edge_pack_releases_doors_and_sounds_sirens() -> None:
         ("siren.on", DeviceKind.SIREN, "z1"),
     ]
     assert not any(isinstance(a, RaiseAlert) for a in acts)  # edge rule is actions only
+
+
+def test_docs_table_lists_every_default_rule() -> None:
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "rules.md").read_text(encoding="utf-8")
+    table = docs[docs.index("## The default residential pack") : docs.index("## Module map")]
+    listed = re.findall(r"^\| `([a-z0-9.\-_]+)` \|", table, flags=re.MULTILINE)
+    assert listed == list(default_pack().ids)
