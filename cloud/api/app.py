@@ -188,8 +188,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ingest = services.ingest
             tasks.append(tg.create_task(supervised("ingest", ingest.run, fails)))
             tasks.append(tg.create_task(_mark_ready(ingest, services.ingest_ready)))
+        tasks.append(tg.create_task(supervised("effects", services.effects.run, fails)))
         if runner is not None:
-            tasks.append(tg.create_task(supervised("rules-timer", lambda: runner.run(tick), fails)))
+            tasks.append(tg.create_task(supervised("rules", runner.consume, fails)))
+            tasks.append(
+                tg.create_task(supervised("rules-timer", lambda: runner.run_timers(tick), fails))
+            )
         tasks.append(
             tg.create_task(supervised("escalation", lambda: services.escalator.run(tick), fails))
         )

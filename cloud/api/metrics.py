@@ -46,10 +46,28 @@ class LinliCollector(Collector):
             for what, n in s.runner.counts.items():
                 runner.add_metric([what], n)
             yield runner
+            yield GaugeMetricFamily(
+                "linli_rules_backlog",
+                "Stored batches waiting for the rules",
+                value=s.runner.backlog,
+            )
         effects = CounterMetricFamily("linli_rule_effects", "Rule action outcomes", labels=["what"])
         for what, n in s.effects.counts.items():
             effects.add_metric([what], n)
         yield effects
+        yield GaugeMetricFamily(
+            "linli_rule_effects_backlog", "Rule actions waiting", value=s.effects.backlog
+        )
+        yield CounterMetricFamily(
+            "linli_rule_effects_seconds",
+            "Time spent applying rule actions (database transaction included)",
+            value=s.effects.apply_seconds,
+        )
+        yield GaugeMetricFamily(
+            "linli_rule_effects_max_seconds",
+            "Longest single application of rule actions",
+            value=s.effects.apply_max_s,
+        )
         sent = CounterMetricFamily(
             "linli_notifications",
             "Notifications by channel and result",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts import service as alerts
@@ -28,6 +30,7 @@ from cloud.notify.channels import Notice, notice_of
 from cloud.notify.dispatcher import WHISTLE, Notifier
 from cloud.notify.hub import Hub
 from cloud.settings import Settings
+from cloud.storage.tables import Reading
 from protocols.messages import Command
 from protocols.rules.actions import ClearAlert, Notify, RaiseAlert, SendCommand
 from protocols.rules.observations import Observation
@@ -35,6 +38,14 @@ from protocols.rules.observations import Observation
 log = logging.getLogger(__name__)
 
 RuleAction = RaiseAlert | ClearAlert | SendCommand | Notify
+
+QUEUE_ITEMS = 10_000
+MAX_ACTIONS_PER_TRANSACTION = 2_000
+RETRIES = 6
+
+EVIDENCE_WINDOW = timedelta(seconds=60)
+EVIDENCE_READINGS = 20
+"""Stored readings of the trigger devices kept with a new alert: the minute before, at most."""
 
 
 def evidence_of(obs: Observation, role: str) -> dict[str, Any]:
@@ -72,15 +83,67 @@ class Effects:
         self.hub = hub
         self.publisher = publisher
         self.counts: Counter[str] = Counter()
+        self._queue: asyncio.Queue[list[RuleAction]] = asyncio.Queue(QUEUE_ITEMS)
+        self.apply_seconds = 0.0
+        self.apply_max_s = 0.0
 
-    async def apply(
-        self, actions: Sequence[RuleAction], context: dict[tuple[str, str], list[Observation]]
-    ) -> None:
-        """Apply a batch of actions. ``context``: recent observations per (site, device)."""
+    async def submit(self, actions: Sequence[RuleAction]) -> None:
+        """Queue actions for :meth:`run` (waits only when the queue is full: back-pressure).
+
+        Evaluation never waits for the database: on SQLite an alert's transaction can wait for
+        ingest's write lock, and the rules must keep up with the stream meanwhile.
+        """
+        if actions:
+            await self._queue.put(list(actions))
+
+    async def run(self) -> None:
+        """Apply queued actions in order, everything waiting in one transaction; until cancelled."""
+        while True:
+            batch = await self._queue.get()
+            taken = 1
+            while not self._queue.empty() and len(batch) < MAX_ACTIONS_PER_TRANSACTION:
+                batch.extend(self._queue.get_nowait())
+                taken += 1
+            try:
+                await self._apply_with_retry(batch)
+            finally:
+                for _ in range(taken):
+                    self._queue.task_done()
+
+    async def drained(self) -> None:
+        """Wait until every queued action was applied (tests, shutdown)."""
+        await self._queue.join()
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    async def _apply_with_retry(self, actions: list[RuleAction]) -> None:
+        delay = 0.5
+        for attempt in range(1, RETRIES + 1):
+            try:
+                await self.apply(actions)
+                return
+            except (OperationalError, DBAPIError) as exc:
+                self.counts["apply_retries"] += 1
+                log.warning(
+                    "applying %d rule actions failed (attempt %d): %s", len(actions), attempt, exc
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.counts["actions_lost"] += len(actions)
+        log.error("gave up on %d rule actions after %d attempts", len(actions), RETRIES)
+
+    async def apply(self, actions: Sequence[RuleAction]) -> None:
+        """Apply a batch of actions (one transaction), then tell the outside world."""
         if not actions:
             return
         now = datetime.now(UTC)
-        outcome = await asyncio.to_thread(self._transact, actions, context, now)
+        started = time.perf_counter()
+        outcome = await asyncio.to_thread(self._transact, actions, now)
+        took = time.perf_counter() - started
+        self.apply_seconds += took
+        self.apply_max_s = max(self.apply_max_s, took)
         for alert, change in outcome.alerts:
             self.hub.publish(live_event(alert, change))
         for channels, notice in outcome.notices:
@@ -103,14 +166,13 @@ class Effects:
     def _transact(
         self,
         actions: Sequence[RuleAction],
-        context: dict[tuple[str, str], list[Observation]],
         now: datetime,
     ) -> _Outcome:
         out = _Outcome()
         with self.sessions.begin() as db:
             for action in actions:
                 if isinstance(action, RaiseAlert):
-                    self._raise(db, action, context, now, out)
+                    self._raise(db, action, now, out)
                 elif isinstance(action, ClearAlert):
                     cleared = alerts.clear_alert(
                         db, action.site, action.rule_id, action.subject, action.ts, now
@@ -131,7 +193,6 @@ class Effects:
         self,
         db: Session,
         action: RaiseAlert,
-        context: dict[tuple[str, str], list[Observation]],
         now: datetime,
         out: _Outcome,
     ) -> None:
@@ -150,12 +211,7 @@ class Effects:
             )
             return
         evidence = [evidence_of(o, "trigger") for o in triggers]
-        seen = {(o.device, o.ts, o.msg_id, o.signal) for o in triggers}
-        for obs in triggers:
-            for near in context.get((obs.site, obs.device), ()):
-                if (near.device, near.ts, near.msg_id, near.signal) not in seen:
-                    seen.add((near.device, near.ts, near.msg_id, near.signal))
-                    evidence.append(evidence_of(near, "context"))
+        evidence += self._readings_before(db, triggers)
         gateway = triggers[0].gateway if triggers else None
         spec = alerts.RaiseSpec(
             site=action.site,
@@ -186,6 +242,31 @@ class Effects:
             out.notices.append((channels, notice_of(result.alert, result.outcome)))
             told.update(channels)
         out.raised[(action.site, action.rule_id, action.subject)] = (result.outcome, told)
+
+    def _readings_before(
+        self, db: Session, triggers: Sequence[Observation]
+    ) -> list[dict[str, Any]]:
+        """The stored readings of the trigger devices in the minute before the trigger."""
+        out: list[dict[str, Any]] = []
+        for device in dict.fromkeys((o.site, o.device) for o in triggers):
+            last = max(o.ts for o in triggers if (o.site, o.device) == device)
+            rows = db.execute(
+                select(Reading.metric, Reading.value, Reading.ts)
+                .where(
+                    Reading.site == device[0],
+                    Reading.device == device[1],
+                    Reading.ts >= last - EVIDENCE_WINDOW,
+                    Reading.ts <= last,
+                )
+                .order_by(Reading.ts.desc())
+                .limit(EVIDENCE_READINGS)
+            ).all()
+            out += [
+                {"role": "context", "device": device[1], "metric": m, "value": v,
+                 "ts": ts.isoformat()}
+                for m, v, ts in reversed(rows)
+            ]  # fmt: skip
+        return out
 
     def _alert_id(self, db: Session, site: str, rule_id: str, subject: str) -> int | None:
         key = alerts.active_key(site, rule_id, subject)

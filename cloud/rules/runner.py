@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -39,8 +39,8 @@ from protocols.rules.observations import Lookup, Observation, observations_from
 
 log = logging.getLogger(__name__)
 
-CONTEXT_PER_DEVICE = 10
-"""Recent observations kept per device, attached to a new alert as evidence."""
+QUEUE_BATCHES = 64
+"""Stored batches waiting for evaluation, at most; a full queue slows ingest down (await)."""
 
 
 class Engine(Protocol):
@@ -82,7 +82,7 @@ class RulesRunner:
         )
         self.on_gateway_online = on_gateway_online
         self._lock = asyncio.Lock()
-        self._recent: dict[tuple[str, str], deque[Observation]] = {}
+        self._queue: asyncio.Queue[Sequence[StoredMessage]] = asyncio.Queue(QUEUE_BATCHES)
         self.counts: Counter[str] = Counter()
         self.last_batch_at: datetime | None = None
 
@@ -94,7 +94,33 @@ class RulesRunner:
         return self.shard_count == 1 or shard_of(site, self.shard_count) == self.shard_index
 
     async def on_stored(self, batch: Sequence[StoredMessage]) -> None:
-        """The ingest hook: evaluate a committed batch, then apply the actions it caused."""
+        """The ingest hook: queue a committed batch for evaluation (waits if the queue is full).
+
+        Evaluation runs in :meth:`consume`, overlapping with ingest's next database write; one
+        consumer keeps the batches, and so every device's observations, in order.
+        """
+        await self._queue.put(batch)
+
+    async def consume(self) -> None:
+        """Evaluate queued batches in order; runs until cancelled."""
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self.process(batch)
+            finally:
+                self._queue.task_done()
+
+    async def drained(self) -> None:
+        """Wait until every queued batch was evaluated and its actions applied."""
+        await self._queue.join()
+        await self.effects.drained()
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    async def process(self, batch: Sequence[StoredMessage]) -> None:
+        """Evaluate one committed batch, then apply the actions it caused."""
         async with self._lock:
             actions: list[RuleAction] = []
             acks: list[tuple[str, str, CommandAck]] = []
@@ -123,18 +149,16 @@ class RulesRunner:
             if acks:
                 await asyncio.to_thread(self._apply_acks, acks)
             if actions:
-                await self.effects.apply(actions, self._context())
+                await self.effects.submit(actions)
 
     def _evaluate(self, stored: StoredMessage) -> list[RuleAction]:
         out: list[RuleAction] = []
-        for obs in observations_from(Decoded(stored.topic, stored.message), self.lookup):
-            self.counts["observations"] += 1
-            recent = self._recent.get((obs.site, obs.device))
-            if recent is None:
-                recent = self._recent[(obs.site, obs.device)] = deque(maxlen=CONTEXT_PER_DEVICE)
-            recent.append(obs)
+        observations = observations_from(Decoded(stored.topic, stored.message), self.lookup)
+        self.counts["observations"] += len(observations)
+        observe = self.engine.observe
+        for obs in observations:
             try:
-                out.extend(self.engine.observe(obs))
+                out.extend(observe(obs))
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 # One bad observation never stops the runner: log it with context and go on.
                 self.counts["errors"] += 1
@@ -142,9 +166,6 @@ class RulesRunner:
                     "rule evaluation failed for %s/%s %s: %s", obs.site, obs.device, obs.signal, exc
                 )
         return out
-
-    def _context(self) -> dict[tuple[str, str], list[Observation]]:
-        return {key: list(q) for key, q in self._recent.items()}
 
     def _apply_acks(self, acks: list[tuple[str, str, CommandAck]]) -> None:
         with self.sessions.begin() as db:
@@ -165,9 +186,9 @@ class RulesRunner:
                 log.exception("rule timers failed at %s", now.isoformat())
                 return
             if actions:
-                await self.effects.apply(actions, self._context())
+                await self.effects.submit(actions)
 
-    async def run(self, tick_s: float) -> None:
+    async def run_timers(self, tick_s: float) -> None:
         """The timer loop; runs until cancelled."""
         while True:
             await asyncio.sleep(tick_s)
