@@ -5,7 +5,7 @@
         await agent.run()      # until agent.stop() (or cancellation)
 
 Supervised tasks, each restarted with a capped backoff after a fault without touching the
-others: ``driver:NAME`` per driver, ``uplink`` (connection), ``sender`` (outbox → broker),
+others: ``driver:NAME`` per driver, ``uplink`` (connection), ``outbox`` (outbox → broker),
 ``inbox`` (commands and config from the cloud), ``health`` and ``rules`` (timers).
 
 Public API for other parts of the gateway (e.g. the gate pipeline):
@@ -101,6 +101,7 @@ class EdgeAgent:
         self._sender: Sender | None = None
         self._processor: CommandProcessor | None = None
         self._inbox: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._handling: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._closed = False
 
@@ -174,6 +175,9 @@ class EdgeAgent:
         if self._closed:
             return
         self._closed = True
+        for task in list(self._handling):
+            task.cancel()
+        await asyncio.gather(*self._handling, return_exceptions=True)
         if self._sender is not None:
             self._sender.flush_acks()
         await self.uplink.close()
@@ -184,7 +188,7 @@ class EdgeAgent:
     def _tasks(self) -> dict[str, Callable[[], Any]]:
         tasks: dict[str, Callable[[], Any]] = {
             "uplink": self.uplink.run,
-            "sender": self.sender.run,
+            "outbox": self.sender.run,
             "inbox": self._inbox_loop,
             "health": self._health_loop,
         }
@@ -276,12 +280,24 @@ class EdgeAgent:
     # -- cloud → gateway --------------------------------------------------------------------
 
     async def _inbox_loop(self) -> None:
+        """Handle each downlink message in its own task: a slow ``gallery.sync`` must not hold
+        up a ``door.open`` behind it. Duplicate checks need no lock: they never await."""
         while True:
             inbound = await self._inbox.get()
-            try:
-                await self._handle_inbound(inbound)
-            finally:
-                self.uplink.ack(inbound)
+            task = asyncio.create_task(self._handle_and_ack(inbound), name="inbound")
+            self._handling.add(task)
+            task.add_done_callback(self._handled)
+
+    def _handled(self, task: asyncio.Task[None]) -> None:
+        self._handling.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("downlink message handling failed: %s", exc, exc_info=exc)
+
+    async def _handle_and_ack(self, inbound: Inbound) -> None:
+        try:
+            await self._handle_inbound(inbound)
+        finally:
+            self.uplink.ack(inbound)
 
     async def _handle_inbound(self, inbound: Inbound) -> None:
         try:
@@ -360,7 +376,7 @@ class EdgeAgent:
     # -- health ------------------------------------------------------------------------------
 
     async def _health_loop(self) -> None:
-        probe = HealthProbe(self.config.state_dir if self.config.state_dir.exists() else None)
+        probe = HealthProbe(self.config.db_path.parent)
         while True:
             self.emit_health(probe)
             await asyncio.sleep(self.health_interval)

@@ -128,8 +128,13 @@ class CommandProcessor:
         self.timeout = timeout
         self.clock = clock
         self.executed = 0
+        self._running: dict[str, asyncio.Future[Outcome]] = {}
 
     async def handle(self, command: Command) -> Outcome:
+        running = self._running.get(command.cmd_id)
+        if running is not None:  # a copy arrived while the first is executing: wait for it
+            first = await asyncio.shield(running)
+            return Outcome(AckStatus.DUPLICATE, first.reason or first.status.value, first.result)
         seen = self.log.get(command.cmd_id)
         if seen is not None:
             return Outcome(AckStatus.DUPLICATE, seen.reason or seen.status.value, seen.result)
@@ -146,9 +151,17 @@ class CommandProcessor:
             self._record(command, now, outcome)
             return outcome
         self.log.begin(command, now.timestamp())
-        outcome = await self._execute(handler, command)
-        self.log.finish(command.cmd_id, outcome)
-        self.log.prune()
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._running[command.cmd_id] = future
+        try:
+            outcome = await self._execute(handler, command)
+            self.log.finish(command.cmd_id, outcome)
+            self.log.prune()
+            future.set_result(outcome)
+        finally:
+            del self._running[command.cmd_id]
+            if not future.done():
+                future.cancel()
         return outcome
 
     def _record(self, command: Command, now: datetime, outcome: Outcome) -> None:

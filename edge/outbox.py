@@ -295,44 +295,40 @@ class Outbox:
                 self._cursor[lane] = row_id
         return out
 
-    def has_pending(self) -> bool:
-        """True if :meth:`next_batch` would return something (cheap check)."""
-        for lane in Lane:
-            if self.conn.execute(
-                "SELECT 1 FROM outbox WHERE lane = ? AND id > ? LIMIT 1",
-                (int(lane), self._cursor[lane]),
-            ).fetchone():
-                return True
-        return False
-
     def rewind(self) -> None:
         """Hand out every stored row again (after the uplink lost its in-flight state)."""
         self._cursor = dict.fromkeys(Lane, 0)
 
     def ack(self, row_ids: Iterable[int]) -> int:
         """Delete rows the broker acknowledged. Returns how many were still stored."""
-        ids = [(i,) for i in row_ids]
+        ids = list(row_ids)
         if not ids:
             return 0
         conn = self.conn
+        freed = count = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
-            sizes = conn.execute(
-                f"SELECT COALESCE(SUM(length(payload)), 0), COUNT(*) FROM outbox"
-                f" WHERE id IN ({','.join('?' * len(ids))})",
-                [i[0] for i in ids],
-            ).fetchone()
-            conn.executemany("DELETE FROM outbox WHERE id = ?", ids)
-            self.counters["sent"] += sizes[1]
+            for i in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                size, n = conn.execute(
+                    "SELECT COALESCE(SUM(length(payload)), 0), COUNT(*) FROM outbox"
+                    f" WHERE id IN ({marks})",
+                    chunk,
+                ).fetchone()
+                conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
+                freed += size
+                count += n
+            self.counters["sent"] += count
             self._save_counters()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             self._reload()
             raise
-        self._bytes -= sizes[0] + sizes[1] * ROW_OVERHEAD
-        self._depth -= sizes[1]
-        return int(sizes[1])
+        self._bytes -= freed + count * ROW_OVERHEAD
+        self._depth -= count
+        return count
 
     # -- figures -----------------------------------------------------------------------------
 

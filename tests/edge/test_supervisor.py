@@ -110,7 +110,7 @@ async def test_a_faulty_driver_does_not_take_the_others_down(
         assert stats.restarts == 4 and stats.last_error == "DriverError: sensor bus glitch"
         assert flaky.opened == 5 and flaky.closed == 4, "closed before each reopen"
         assert agent.stats["driver:steady"].restarts == 0
-        assert agent.stats["uplink"].restarts == 0 and agent.stats["sender"].restarts == 0
+        assert agent.stats["uplink"].restarts == 0 and agent.stats["outbox"].restarts == 0
         assert steady.n > 10, "the steady driver kept reading through the faults"
 
 
@@ -141,7 +141,7 @@ async def test_an_uplink_fault_restarts_it_with_a_new_client_and_loses_nothing(
         made = agent.stamper.next_seq
     assert agent.stats["uplink"].restarts == 1
     assert agent.uplink.generation == 2 and calls[0] is not calls[1], "a fresh paho client"
-    assert agent.stats["sender"].restarts == 0
+    assert agent.stats["outbox"].restarts == 0
     seqs = {
         d.message.seq
         for d in sub.snapshot()
