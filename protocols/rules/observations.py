@@ -106,7 +106,9 @@ _DEFAULTS = {
     for name, f in Observation.model_fields.items()
     if not f.is_required()
 }
-_READING_SET = frozenset(
+# One shared set for every fast-built reading: frozen models never add to it (pydantic copies
+# it in model_copy), and a set per observation would cost ~700 bytes each.
+_READING_SET: set[str] = set(
     [
         "ts",
         "site",
@@ -180,7 +182,7 @@ def observations_from(decoded: Decoded, lookup: Lookup) -> list[Observation]:
                 "historical": historical,
                 "msg_id": msg_id,
             }
-            out.append(_build(values, set(_READING_SET)))
+            out.append(_build(values, _READING_SET))
         return out
     if isinstance(msg, DeviceEvent):
         kind, zone, building, tags = _context(lookup, site, msg.device)
