@@ -8,6 +8,8 @@ PIR is read every few seconds and a water tank every few minutes, as on a real g
 Simulator knobs ride in a device's ``attrs`` in the site file: ``seed`` and any
 :class:`simulators.devices.DeviceParams` field (``glitch_per_day``, ``base``, ``activity``…).
 Other attrs (``living_alone``, ``evacuation``…) are for the cloud and are ignored here.
+A device of kind ``gateway`` (the gateway itself, so that the registry knows its health
+telemetry) is not simulated: the agent reports its own health.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def gateway_config(sitefile: SiteFile, gateway_id: str, options: SiteOptions) ->
     doors: list[dict[str, Any]] = []
     sirens: list[str] = []
     for spec in gateway.devices:
+        if spec.kind is DeviceKind.GATEWAY:
+            continue  # the gateway itself: the agent reports its own health
         if spec.kind is DeviceKind.DOOR_LOCK:
             doors.append({"id": spec.id})
         if spec.kind is DeviceKind.SIREN:

@@ -48,6 +48,12 @@ def _device(
     return d
 
 
+def _self(gateway: str) -> dict[str, Any]:
+    """The gateway as a device of kind ``gateway``: its health telemetry then has a kind in the
+    registry (the cloud's gateway-no-data rule selects it)."""
+    return _device(DeviceKind.GATEWAY, gateway, name="gateway health")
+
+
 def generate(
     site: str = "demo",
     *,
@@ -144,7 +150,9 @@ def generate(
             _device(DeviceKind.MANHOLE, "manhole-1", zone="grounds"),
             _device(DeviceKind.MANHOLE, "manhole-2", zone="grounds"),
         ]
-        gateways.append({"id": "gw-garage", "name": "Garage gateway", "devices": garage})
+        gateways.append(
+            {"id": "gw-garage", "name": "Garage gateway", "devices": [_self("gw-garage"), *garage]}
+        )
     if with_gate:
         zones.append({"id": "gate", "name": "Main gate"})
         gate = [
@@ -152,7 +160,9 @@ def generate(
             _device(DeviceKind.DOOR_LOCK, "gate-door", zone="gate"),
             _device(DeviceKind.DOOR_CONTACT, "gate-contact", zone="gate"),
         ]
-        gateways.append({"id": "gw-gate", "name": "Main gate gateway", "devices": gate})
+        gateways.append(
+            {"id": "gw-gate", "name": "Main gate gateway", "devices": [_self("gw-gate"), *gate]}
+        )
     return SiteFile.model_validate(
         {
             "site": site,
@@ -176,7 +186,7 @@ def scale_site(devices: int, site: str = "scale", per_gateway: int = 500) -> Sit
     floors = 10
     units = 4
     per_unit = max(0, (per_gateway // floors - per_floor_base - 1) // units)
-    per_building = floors * (per_floor_base + units * per_unit) + 6
+    per_building = floors * (per_floor_base + units * per_unit) + 7
     buildings = max(1, round(devices / per_building))
     return generate(
         site,
