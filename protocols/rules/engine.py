@@ -153,8 +153,17 @@ def _fingerprint(rule: Rule) -> str:
     return json.dumps(rule.to_dict(), sort_keys=True, ensure_ascii=False)
 
 
+_MIN_DT = datetime.min.replace(tzinfo=UTC)
+_MAX_DT = datetime.max.replace(tzinfo=UTC)
+
+
 def _dt(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
+    """Epoch seconds as an aware datetime, clamped: a device clock in year 9999 plus a timer
+    must not make ``advance`` fail."""
+    try:
+        return datetime.fromtimestamp(t, UTC)
+    except (OverflowError, OSError, ValueError):
+        return _MAX_DT if t > 0 else _MIN_DT
 
 
 class RuleEngine:

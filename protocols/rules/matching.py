@@ -84,7 +84,10 @@ def zone_info(name: str) -> ZoneInfo:
 
 def in_schedule(schedule: Schedule, t: float, timezone: str) -> bool:
     """Whether epoch second ``t`` falls in one of the windows, in ``timezone`` local time."""
-    local = datetime.fromtimestamp(t, zone_info(schedule.timezone or timezone))
+    try:
+        local = datetime.fromtimestamp(t, zone_info(schedule.timezone or timezone))
+    except (OverflowError, OSError, ValueError):  # a device clock far outside 1–9999
+        return False
     minute = local.hour * 60 + local.minute
     today = DAYS[local.weekday()]
     yesterday = DAYS[(local.weekday() - 1) % 7]

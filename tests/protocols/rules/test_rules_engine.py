@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
@@ -525,3 +525,24 @@ def test_new_rules_keep_the_state_of_unchanged_ones() -> None:
     # A disabled rule does nothing.
     acts = swapped.observe(mk.reading(6, "h2", HEAT, "temperature", 40))
     assert acts == []
+
+
+def test_absurd_device_clocks_do_not_break_the_engine() -> None:
+    engine = RuleEngine(default_pack(), default_timezone="America/New_York")
+    far = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    early = datetime(1, 1, 1, 0, 1, tzinfo=UTC)
+    dc = DeviceKind.DOOR_CONTACT
+    for ts in (far, early):
+        for kind, metric, value in ((DeviceKind.GAS, "co", 80.0), (dc, "open", True)):
+            obs = Observation(
+                ts=ts,
+                site="s",
+                gateway="g",
+                device=f"d-{metric}",
+                kind=kind,
+                metric=metric,
+                value=value,
+            )
+            engine.observe(obs)
+    acts = engine.advance(far.timestamp() + 10 * 86400)
+    assert any(isinstance(a, RaiseAlert) and a.rule_id == "gas-co-high" for a in acts)
