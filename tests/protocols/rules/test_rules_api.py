@@ -71,3 +71,17 @@ def test_docs_table_lists_every_default_rule() -> None:
     table = docs[docs.index("## The default residential pack") : docs.index("## Module map")]
     listed = re.findall(r"^\| `([a-z0-9.\-_]+)` \|", table, flags=re.MULTILINE)
     assert listed == list(default_pack().ids)
+
+
+def test_every_yaml_example_in_the_docs_loads() -> None:
+    import re
+    from pathlib import Path
+
+    from protocols.rules import parse_rules
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "rules.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", docs, flags=re.DOTALL)
+    rules = [b for b in blocks if b.startswith("- id:")]
+    assert len(rules) >= 6
+    for block in rules:
+        assert len(parse_rules(block, "docs/rules.md")) >= 1
