@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,14 @@ def make_app(db_url: str, settings: AuthSettings | None = None) -> FastAPI:
     @app.post("/probe/door")
     def open_door(who: Annotated[Principal, Depends(require_roles(Role.GUARD))]) -> str:
         return who.username
+
+    @app.websocket("/probe/ws")
+    async def ws(
+        websocket: WebSocket, who: Annotated[Principal, Depends(require_roles(Role.GUARD))]
+    ) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": who.username})
+        await websocket.close()
 
     @app.get("/probe/any")
     def any_user(who: Annotated[Principal, Depends(require_roles())]) -> str:

@@ -275,3 +275,29 @@ def test_linli_cloud_create_admin_reaches_the_accounts(
         assert service.authenticate(db, "ops", password) is not None
         assert service.authenticate(db, "ops", "admin") is None
     engine.dispose()
+
+
+def test_websocket_takes_cookie_bearer_or_query_token(
+    client: TestClient, login: Callable[..., str]
+) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/probe/ws"):
+        pass
+    assert refused.value.code == 1008
+    token = login(client, "guard1")  # the client now holds the cookie
+    with client.websocket_connect("/probe/ws") as ws:
+        assert ws.receive_json() == {"user": "guard1"}
+    client.cookies.clear()
+    with client.websocket_connect(f"/probe/ws?token={token}") as ws:
+        assert ws.receive_json() == {"user": "guard1"}
+    with client.websocket_connect("/probe/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
+        assert ws.receive_json() == {"user": "guard1"}
+    viewer = login(client, "viewer1")
+    client.cookies.clear()
+    with (
+        pytest.raises(WebSocketDisconnect) as wrong_role,
+        client.websocket_connect(f"/probe/ws?token={viewer}"),
+    ):
+        pass
+    assert wrong_role.value.code == 1008
