@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,7 +73,7 @@ async def test_unacknowledged_messages_stay_stored_and_are_sent_again(
     site: str,
     subscriber_for: Callable[..., Subscriber],
 ) -> None:
-    overrides = {
+    overrides: dict[str, Any] = {
         "broker": {"protocol": "3.1.1"},
         "outbox": {"drain_timeout": 0.2, "historical_after": 0},
     }
