@@ -115,6 +115,8 @@ class ScenarioRun:
                 max_interval=self.options.max_interval,
                 site=self.site,
                 report_period=60.0,
+                # health every simulated minute (the agent sleeps in real seconds)
+                health_interval=max(1.0, 60.0 / self.clock.speed),
             ),
         )
         if self.cloud is not None:

@@ -132,7 +132,7 @@ def generate(
                 "id": f"gw-{bid}",
                 "name": f"Building {b} gateway",
                 "building": bid,
-                "devices": devices,
+                "devices": [_self(f"gw-{bid}"), *devices],
             }
         )
     if with_garage:
