@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # found while building drivers (e.g. a bad device model)
         print(f"linli edge: {exc}", file=sys.stderr)
         return 2
-    except EdgeError as exc:
+    except (EdgeError, sqlite3.Error, OSError) as exc:  # e.g. an unwritable state_dir
         print(f"linli edge: {exc}", file=sys.stderr)
         return 1
     return 0

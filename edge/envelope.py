@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,27 +18,23 @@ class Stamper:
     are about to store it (``agent.emit(agent.stamp(...))``).
     """
 
-    __slots__ = ("_seq", "boot_id")
+    __slots__ = ("boot_id", "next_seq")
 
     def __init__(self, boot_id: str | None = None) -> None:
         self.boot_id = boot_id or new_id()
-        self._seq = itertools.count()
+        self.next_seq = 0  # the seq the next message will get
 
     def stamp(self, model: type[E], *, ts: datetime | None = None, **fields: Any) -> E:
-        return model(
+        """Make one message; a message that fails validation does not use up a seq."""
+        message = model(
             msg_id=new_id(),
             boot_id=self.boot_id,
-            seq=next(self._seq),
+            seq=self.next_seq,
             ts=ts or datetime.now(UTC),
             **fields,
         )
-
-    @property
-    def next_seq(self) -> int:
-        """The seq the next message will get (peeks without consuming)."""
-        value = next(self._seq)
-        self._seq = itertools.count(value)
-        return value
+        self.next_seq += 1
+        return message
 
 
 def utc(ts: float) -> datetime:

@@ -6,6 +6,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from edge.envelope import Stamper
 from edge.outbox import ROW_OVERHEAD, Lane, Outbox
 from protocols.codec import decode
@@ -162,3 +165,12 @@ def test_historical_flag_rewrites_only_the_envelope(tmp_path: Path) -> None:
     assert replay["historical"] is True
     assert replay["attrs"] == {"historical": False, "note": "historical"}
     assert replay["msg_id"] == tricky.msg_id
+
+
+def test_a_message_that_fails_validation_uses_no_seq() -> None:
+    s = Stamper()
+    first = s.stamp(DeviceEvent, device="d-1", event="x.y")
+    with pytest.raises(ValidationError):
+        s.stamp(DeviceEvent, device="bad/id", event="x.y")
+    second = s.stamp(DeviceEvent, device="d-1", event="x.z")
+    assert (first.seq, second.seq) == (0, 1), "no gap the cloud would report as loss"
