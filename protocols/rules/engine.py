@@ -191,6 +191,7 @@ class RuleEngine:
         self._rules: list[_RuleRuntime] = []
         self._index: dict[IndexKey, list[_Entry]] = {}
         self._routes: dict[tuple[Any, Signal], list[_Entry]] = {}
+        self._resumed = False
         for rule in ruleset.rules:
             if not rule.enabled:
                 continue
@@ -269,6 +270,13 @@ class RuleEngine:
             t_now = (now if now.tzinfo is not None else now.replace(tzinfo=UTC)).timestamp()
         else:
             t_now = float(now)
+        if self._resumed:
+            # First tick after a restore: the engine heard nothing while it was down, so
+            # silence is judged from now on, not from the snapshot (no alert storm on restart).
+            self._resumed = False
+            for runtime in self._rules:
+                if isinstance(runtime.evaluator, NoDataEvaluator):
+                    runtime.evaluator.listening_since = t_now
         out: list[Action] = []
         timers = self._timers
         while timers and timers[0][0] <= t_now:
@@ -471,11 +479,14 @@ class RuleEngine:
             rules[rt.rule.id] = {"fingerprint": rt.fingerprint, "state": ev, "alerts": alerts}
         return {"v": SNAPSHOT_VERSION, "rules": rules}
 
-    def load(self, data: Mapping[str, Any]) -> None:
+    def load(self, data: Mapping[str, Any], *, restart_silence: bool = True) -> None:
         """Merge a snapshot into this engine (replacing state of the same keys).
 
         State of a rule whose definition changed since the snapshot is dropped: its
-        meaning would differ. Unknown rules are ignored.
+        meaning would differ. Unknown rules are ignored. With ``restart_silence`` (default)
+        ``no_data`` silence is judged from the first :meth:`advance` after the load, so a
+        process that was down for hours does not raise "no data" for every device at once;
+        pass False for a live hand-over between two running processes.
         """
         if not isinstance(data, Mapping) or data.get("v") != SNAPSHOT_VERSION:
             version = data.get("v") if isinstance(data, Mapping) else None
@@ -488,6 +499,7 @@ class RuleEngine:
         for rt, evaluator, alerts in staged:
             rt.evaluator = evaluator
             rt.alerts.update(alerts)
+        self._resumed = restart_silence
         self._timers = []
         for rt in self._rules:
             rt.evaluator.rearm_all()
@@ -519,10 +531,11 @@ class RuleEngine:
         *,
         timezones: Mapping[str, str] | None = None,
         default_timezone: str = "UTC",
+        restart_silence: bool = True,
     ) -> RuleEngine:
         """A new engine for ``ruleset`` continuing from ``data`` (from :meth:`snapshot`)."""
         engine = cls(ruleset, timezones=timezones, default_timezone=default_timezone)
-        engine.load(data)
+        engine.load(data, restart_silence=restart_silence)
         return engine
 
 

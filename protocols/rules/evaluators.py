@@ -459,6 +459,8 @@ class NoDataEvaluator(Evaluator):
         self.cmp = OPS[cond.op] if cond.op is not None else None
         self.value = cond.value
         self._states: dict[str, SilenceState] = {}
+        self.listening_since = float("-inf")
+        """Silence before this time is not judged (set when an engine resumes a snapshot)."""
 
     def states(self) -> dict[str, Any]:
         return self._states
@@ -488,7 +490,7 @@ class NoDataEvaluator(Evaluator):
         st.timer = None
         if st.active:
             return []
-        fire_at = st.last_seen + self.silence
+        fire_at = max(st.last_seen, self.listening_since) + self.silence
         if now < fire_at:
             self._arm(st, key, fire_at)
             return []

@@ -546,3 +546,24 @@ def test_absurd_device_clocks_do_not_break_the_engine() -> None:
             engine.observe(obs)
     acts = engine.advance(far.timestamp() + 10 * 86400)
     assert any(isinstance(a, RaiseAlert) and a.rule_id == "gas-co-high" for a in acts)
+
+
+def test_restored_engine_judges_silence_from_its_first_tick() -> None:
+    """A cloud down for hours must not raise 'no data' for every device when it comes back."""
+    mk = Make()
+    pack = default_pack().for_cloud()
+    engine = RuleEngine(pack)
+    engine.observe(mk.reading(0, "sm1", SMOKE, "battery", 90))
+    engine.observe(mk.reading(0, "sm2", SMOKE, "battery", 90))
+    data = json.loads(json.dumps(engine.snapshot()))
+    restored = RuleEngine.restore(pack, data)
+    five_hours = 5 * 3600
+    assert restored.advance(mk.at(five_hours)) == []  # 5 h > 3 h, but nobody was listening
+    restored.observe(mk.reading(five_hours + 60, "sm1", SMOKE, "battery", 90))  # backlog arrives
+    acts = restored.advance(mk.at(five_hours + 3 * 3600))
+    assert _raises(acts) == Counter({("device-no-data", "sm2"): 1})  # really silent: raised
+    # Without the restore, or in a live hand-over, the same silence raises at 3 h, for both.
+    both = Counter({("device-no-data", "sm1"): 1, ("device-no-data", "sm2"): 1})
+    assert _raises(engine.advance(mk.at(3 * 3600))) == both
+    handed = RuleEngine.restore(pack, data, restart_silence=False)
+    assert _raises(handed.advance(mk.at(five_hours))) == both
