@@ -344,34 +344,46 @@ class EdgeAgent:
             return
         if self.rules is not None and not self.rules.load(config.rules, config.version):
             return  # a bad rule set: keep the rules we have, try the next version
+        try:
+            self.apply_settings(config.settings)
+        except CommandRefused as exc:
+            log.error("settings of config version %d not applied: %s", config.version, exc)
         self.gateway_config = config
         if persist:
             self.outbox.set_kv(CONFIG_KEY, config.model_dump_json())
         log.info("applied gateway config version %d", config.version)
 
-    async def _config_update(self, command: Command) -> Result:
-        """``config.update``: params ``report.mode``/``report.period``/``report.deadband``,
-        ``health.interval``."""
-        report: dict[str, Any] = {}
-        applied = []
-        for key, value in command.params.items():
-            if key.startswith("report.") and key[7:] in ("mode", "period", "deadband"):
+    def apply_settings(self, params: dict[str, Any]) -> list[str]:
+        """Runtime settings (``config.update`` params, ``GatewayConfig.settings``), all or none:
+        ``report.mode``, ``report.period``, ``report.deadband``, ``health.interval``."""
+        policy = self.reporter.default
+        report: dict[str, Any] = {
+            "mode": policy.mode,
+            "period": policy.period,
+            "deadband": policy.deadband,
+        }
+        health = self.health_interval
+        for key, value in params.items():
+            if key.startswith("report.") and key[7:] in report:
                 report[key[7:]] = value
             elif key == "health.interval":
-                if isinstance(value, bool) or not isinstance(value, float) or value <= 0:
+                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                     raise CommandRefused("health.interval must be a positive number")
-                self.health_interval = value
+                health = float(value)
             else:
                 raise CommandRefused(f"unknown setting {key!r}")
-            applied.append(key)
-        if report:
-            try:
-                merged = self.config.report.model_copy(update={}).model_dump() | report
-                policy = ReportConfig.model_validate(merged).policy()
-            except ValidationError as exc:
-                raise CommandRefused(f"bad report setting: {exc.errors()[0]['msg']}") from exc
-            self.reporter.default = policy
-        return {"applied": ",".join(applied)}
+        try:
+            new_policy = ReportConfig.model_validate(report).policy()
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise CommandRefused(f"report.{err['loc'][0]}: {err['msg']}") from exc
+        self.reporter.default = new_policy
+        self.health_interval = health
+        return sorted(params)
+
+    async def _config_update(self, command: Command) -> Result:
+        """``config.update``: see :meth:`apply_settings`."""
+        return {"applied": ",".join(self.apply_settings(dict(command.params)))}
 
     # -- health ------------------------------------------------------------------------------
 

@@ -11,10 +11,10 @@ import pytest
 from edge.actuators import SimulatedOutput
 from edge.agent import EdgeAgent
 from edge.errors import CommandFailed
-from edge.testing import Subscriber, edge_config, publish_downlink, running
+from edge.testing import Subscriber, edge_config, publish_downlink, running, until
 from linli.services import Mosquitto
 from protocols.codec import encode, new_id
-from protocols.messages import AckStatus, AttrValue, Command, CommandAck
+from protocols.messages import AckStatus, AttrValue, Command, CommandAck, GatewayConfig
 from protocols.topics import Channel
 
 pytestmark = pytest.mark.anyio
@@ -158,7 +158,7 @@ async def test_config_update_changes_the_report_policy(
     agent = EdgeAgent(edge_config(tmp_path, mosquitto, site))
     update = command("config.update", params={"report.period": 42.0, "health.interval": 10.0})
     typo = command("config.update", params={"report.perod": 1.0})
-    bad = command("config.update", params={"report.mode": "sometimes"})
+    bad = command("config.update", params={"report.mode": "sometimes", "health.interval": 99.0})
     async with running(agent):
         await agent.uplink.wait_connected()
         for cmd in (update, typo, bad):
@@ -170,6 +170,25 @@ async def test_config_update_changes_the_report_policy(
     assert got[typo.cmd_id][0].status is AckStatus.REFUSED
     assert "report.perod" in (got[typo.cmd_id][0].reason or "")
     assert got[bad.cmd_id][0].status is AckStatus.REFUSED
-    assert agent.reporter.default.mode.value == "change_or_period", (
-        "a refused update changes nothing"
-    )
+    assert "report.mode" in (got[bad.cmd_id][0].reason or "")
+    assert agent.reporter.default.mode.value == "change_or_period", "refused: nothing changes"
+    assert agent.health_interval == 10.0
+
+
+async def test_retained_config_settings_apply_by_version(
+    tmp_path: Path, mosquitto: Mosquitto, site: str
+) -> None:
+    now = datetime.now(UTC)
+    v3 = GatewayConfig(version=3, issued_at=now, settings={"report.period": 7.0})
+    publish_downlink(mosquitto, site, "gw1", Channel.CONFIG, encode(v3), retain=True)
+    agent = EdgeAgent(edge_config(tmp_path, mosquitto, site))
+    async with running(agent):
+        await until(lambda: agent.gateway_config is not None, 10, "config applied")
+        assert agent.reporter.default.period == 7.0
+        v2 = GatewayConfig(version=2, issued_at=now, settings={"report.period": 1.0})
+        publish_downlink(mosquitto, site, "gw1", Channel.CONFIG, encode(v2), retain=True)
+        v4 = GatewayConfig(version=4, issued_at=now, settings={"report.deadband": 0.5})
+        publish_downlink(mosquitto, site, "gw1", Channel.CONFIG, encode(v4), retain=True)
+        await until(lambda: agent.gateway_config is not None and agent.gateway_config.version == 4)
+    assert agent.reporter.default.period == 7.0, "v2 came late and was ignored"
+    assert agent.reporter.default.deadband == 0.5
