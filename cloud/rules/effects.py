@@ -110,6 +110,16 @@ class Effects:
                 for _ in range(taken):
                     self._queue.task_done()
 
+    async def run_once(self) -> int:
+        """Apply whatever is queued now (tests and tools that run no :meth:`run` task)."""
+        batch: list[RuleAction] = []
+        while not self._queue.empty():
+            batch.extend(self._queue.get_nowait())
+            self._queue.task_done()
+        if batch:
+            await self._apply_with_retry(batch)
+        return len(batch)
+
     async def drained(self) -> None:
         """Wait until every queued action was applied (tests, shutdown)."""
         await self._queue.join()
