@@ -65,7 +65,7 @@ def test_drivers_group_devices_by_read_interval_and_build_virtual_devices(tmp_pa
 
 def test_attrs_carry_simulator_parameters(tmp_path: Path) -> None:
     data = generate("p1", buildings=1, floors=1).model_dump(mode="json")
-    dev = data["gateways"][0]["devices"][0]
+    dev = data["gateways"][0]["devices"][1]  # [0] is the gateway itself
     dev["attrs"] = {"seed": 42, "glitch_per_day": 3.0, "living_alone": True}
     config = gateway_config(SiteFile.model_validate(data), "gw-b1", SiteOptions(state_dir=tmp_path))
     specs = [d for drv in config.drivers for d in drv.devices if d.id == dev["id"]]
