@@ -22,7 +22,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
@@ -120,8 +120,9 @@ class EdgeAgent:
         return self._sender
 
     def stamp(self, model: type[E], *, ts: datetime | None = None, **fields: Any) -> E:
-        """Make an uplink message of this boot (msg_id, boot_id, seq and ts filled in)."""
-        return self.stamper.stamp(model, ts=ts, **fields)
+        """Make an uplink message of this boot (msg_id, boot_id, seq; ts: now by the agent's
+        clock unless given)."""
+        return self.stamper.stamp(model, ts=ts or utc(self.clock()), **fields)
 
     def emit(self, *messages: Envelope) -> None:
         """Store messages in the outbox, in one transaction; they are sent when the uplink is up."""
@@ -149,7 +150,9 @@ class EdgeAgent:
             historical_after=cfg.outbox.historical_after,
             clock=self.clock,
         )
-        self._processor = CommandProcessor(self.commands, CommandLog(conn))
+        self._processor = CommandProcessor(
+            self.commands, CommandLog(conn), clock=lambda: utc(self.clock())
+        )
         self.uplink.on_message = self._inbox.put_nowait
         if cfg.rules.enabled:
             from edge.rules import LocalRules  # imported only when used: pulls in protocols.rules
@@ -397,7 +400,7 @@ class EdgeAgent:
         from protocols.messages import Telemetry
 
         probe = probe or HealthProbe(self.config.db_path.parent)
-        now = datetime.now(UTC)
+        now = utc(self.clock())
         values = probe.measure(self.outbox, self.uplink.reconnects)
         readings = tuple(
             Reading(

@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from edge.config import RulesConfig, RulesMode
+from edge.envelope import utc
 from edge.errors import ConfigError
 from protocols.codec import Decoded, channel_of, new_id
 from protocols.kinds import DeviceKind
@@ -172,7 +173,7 @@ class LocalRules:
         return [dev for dev, k in self.agent.kinds.items() if k is kind]
 
     async def _run_command(self, action: SendCommand, target: str | None) -> None:
-        now = datetime.now(UTC)
+        now = utc(self.agent.clock())
         command = Command(
             cmd_id=new_id(),
             name=action.name,

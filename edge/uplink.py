@@ -21,7 +21,6 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -31,6 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import EdgeConfig, MqttProtocol
+from edge.envelope import utc
 from edge.errors import ConfigError
 from edge.supervisor import Backoff
 from protocols.codec import encode
@@ -102,7 +102,7 @@ class Uplink:
             GatewayState(
                 status=status,
                 boot_id=self.boot_id,
-                ts=datetime.now(UTC),
+                ts=utc(self.clock()),
                 agent_version=self.agent_version,
                 reason=reason,
             )

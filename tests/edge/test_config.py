@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edge.__main__ import main
 from edge.config import EdgeConfig, MqttProtocol, load_config, parse_config
@@ -144,3 +145,11 @@ def test_defaults_are_a_valid_config() -> None:
     config = EdgeConfig(site="s1", gateway="gw1")
     assert config.outbox.max_inflight <= 60_000
     assert config.rules.enabled and config.actuators.siren is not None
+
+
+def test_the_example_in_docs_is_valid() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "edge.md").read_text()
+    example = doc.split("### Example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = parse_config(yaml.safe_load(example), "docs/edge.md")
+    assert [d.type for d in config.drivers] == ["gpio", "modbus", "serial"]
+    assert config.actuators.doors[0].id == "exit-b3-east"
