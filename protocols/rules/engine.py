@@ -291,6 +291,16 @@ class RuleEngine:
                 out.extend(self._apply(rt, hit))
         return out
 
+    def stats(self) -> dict[str, int]:
+        """Sizes for monitoring: rules, tracked sources, alert states, raised alerts, timers."""
+        return {
+            "rules": len(self._rules),
+            "sources": sum(len(rt.evaluator.states()) for rt in self._rules),
+            "alert_states": sum(len(rt.alerts) for rt in self._rules),
+            "raised": len(self.active()),
+            "timers": len(self._timers),
+        }
+
     def next_due(self) -> datetime | None:
         """When the earliest pending timer is due (may be a stale one), or None."""
         return _dt(self._timers[0][0]) if self._timers else None

@@ -223,7 +223,9 @@ class LatchEvaluator(Evaluator):
         return []
 
     def _forget(self, key: str, st: LatchState) -> None:
-        if self.keep_state:
+        # Keep the state while its timer is pending: a new streak then reuses that one heap
+        # entry instead of adding one per streak (a flapping sensor would grow the heap).
+        if self.keep_state or st.timer is not None:
             self._states[key] = st
         else:
             self._states.pop(key, None)
@@ -234,6 +236,8 @@ class LatchEvaluator(Evaluator):
             return []
         st.timer = None
         if st.active or st.since is None or self.hold_for is None:
+            if not st.active and st.since is None:
+                self._forget(key, st)
             return []
         fire_at = st.since + self.hold_for
         if now < fire_at:

@@ -567,3 +567,22 @@ def test_restored_engine_judges_silence_from_its_first_tick() -> None:
     assert _raises(engine.advance(mk.at(3 * 3600))) == both
     handed = RuleEngine.restore(pack, data, restart_silence=False)
     assert _raises(handed.advance(mk.at(five_hours))) == both
+
+
+def test_a_flapping_sensor_with_a_duration_keeps_memory_bounded() -> None:
+    mk = Make()
+    engine = RuleEngine(default_pack().for_cloud())
+    ebike = DeviceKind.EBIKE_CHARGER
+    for i in range(5 * 120):  # 5 Hz for two minutes, 65/40 °C: never 30 s above 60 °C
+        engine.observe(mk.reading(i / 5, "e1", ebike, "temperature", 65 if i % 2 else 40))
+        if i % 5 == 0:
+            assert engine.advance(mk.at(i / 5)) == []
+        assert engine.stats()["timers"] <= 3  # one per source and rule, not one per streak
+    assert engine.stats()["raised"] == 0
+    engine.observe(mk.reading(120, "e1", ebike, "temperature", 40))
+    assert engine.observe(mk.reading(200, "e1", ebike, "temperature", 65)) == []
+    assert engine.advance(mk.at(229)) == []
+    assert _raises(engine.advance(mk.at(230))) == Counter({("ebike-overtemp", "e1"): 1})
+    engine.observe(mk.reading(231, "e1", ebike, "temperature", 20))
+    engine.advance(mk.at(10**6))
+    assert engine.stats()["sources"] == 0 and engine.stats()["timers"] == 0
