@@ -7,11 +7,15 @@ python -m protocols.rules default                # print the shipped residential
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from importlib import resources
 
+from pydantic import TypeAdapter
+
 from protocols.rules.errors import RuleError
+from protocols.rules.language import Rule
 from protocols.rules.loader import load_rules
 
 
@@ -21,8 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check", help="validate rule files or directories")
     check.add_argument("paths", nargs="+")
     sub.add_parser("default", help="print the default residential pack (YAML)")
+    sub.add_parser("schema", help="print the JSON Schema of a rule pack (a list of rules)")
     args = parser.parse_args(argv)
 
+    if args.command == "schema":
+        schema = TypeAdapter(list[Rule]).json_schema(by_alias=True)
+        schema["title"] = "Linli rule pack"
+        print(json.dumps(schema, indent=2, ensure_ascii=False))
+        return 0
     if args.command == "default":
         pack = resources.files("protocols.rules").joinpath("packs", "residential.yaml")
         sys.stdout.write(pack.read_text(encoding="utf-8"))

@@ -31,3 +31,14 @@ def test_check_names_the_bad_field(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}: rule 'x': when.for:" in err
+
+
+def test_schema_describes_a_list_of_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["type"] == "array"
+    rule = schema["$defs"]["Rule"]
+    assert {"id", "title", "severity", "when"} <= set(rule["required"])
+    assert "for" in schema["$defs"]["Threshold"]["properties"]  # the YAML spelling, not for_
