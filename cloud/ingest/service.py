@@ -23,11 +23,11 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from cloud.ingest.buffer import BoundedBuffer, Delivery
+from cloud.ingest.buffer import BoundedBuffer
 from cloud.ingest.config import IngestConfig
 from cloud.ingest.models import OnStored, StoredMessage
 from cloud.ingest.receiver import Receiver
-from cloud.ingest.store import STORE_ERROR, BatchResult, BatchWriter
+from cloud.ingest.store import STORE_ERROR, BatchResult, BatchWriter, Prepared
 from cloud.registry.service import Registry
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,12 @@ class Ingest:
         return len(self.buffer)
 
     async def run(self) -> None:
-        """Connect, then store batches until cancelled."""
+        """Connect, then store batches until cancelled.
+
+        Two stages overlap: while batch N is being written (the database releases the GIL),
+        batch N+1 is taken from the buffer and decoded. Batches are committed, acknowledged
+        and passed to ``on_stored`` strictly in order.
+        """
         loop = asyncio.get_running_loop()
 
         def subscribed() -> None:
@@ -88,36 +93,43 @@ class Ingest:
         receiver = Receiver(self.config, self.buffer, subscribed)
         self.receiver = receiver
         receiver.start()
+        ahead: asyncio.Task[Prepared | None] | None = None
         try:
+            ahead = asyncio.create_task(asyncio.to_thread(self._next_batch))
             while True:
-                batch = await asyncio.to_thread(
-                    self.buffer.take, self.config.batch_size, self.config.linger_s, 0.5
-                )
-                if not batch:
+                prepared = await ahead
+                ahead = asyncio.create_task(asyncio.to_thread(self._next_batch))
+                if prepared is None:
                     continue
-                result = await self._store(batch)
-                self.stats.acked += receiver.ack(batch)
+                result = await self._store(prepared)
+                self.stats.acked += receiver.ack(prepared.deliveries)
                 await self._notify(result.stored)
         finally:
+            if ahead is not None:
+                ahead.cancel()
             # Stop reading and disconnect; whatever is buffered stays unacknowledged.
             await asyncio.shield(asyncio.to_thread(receiver.stop))
+
+    def _next_batch(self) -> Prepared | None:
+        batch = self.buffer.take(self.config.batch_size, self.config.linger_s, 0.5)
+        return BatchWriter.decode(batch) if batch else None
 
     async def wait_subscribed(self) -> None:
         """Wait until subscribed (start-up ordering, tests); bound it with asyncio.timeout."""
         await self._subscribed.wait()
 
-    async def _store(self, batch: Sequence[Delivery]) -> BatchResult:
+    async def _store(self, prepared: Prepared) -> BatchResult:
         """Store one batch, retrying while the database is unavailable (never drops it)."""
-        self.stats.received += len(batch)
+        self.stats.received += len(prepared.deliveries)
         delay = self.config.retry_backoff_s
         while True:
             try:
-                result = await asyncio.to_thread(self.writer.write, batch)
+                result = await asyncio.to_thread(self.writer.store, prepared)
                 break
             except IntegrityError:
                 # Another ingest process stored one of these msg_ids first: dedup on retry.
                 self.stats.write_failures += 1
-                await asyncio.to_thread(self.registry.refresh)
+                await self._refresh_registry()
             except OperationalError as exc:
                 self.stats.write_failures += 1
                 log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
@@ -126,24 +138,23 @@ class Ingest:
                 await self._refresh_registry()
             except (DBAPIError, SQLAlchemyError) as exc:
                 self.stats.write_failures += 1
-                if len(batch) == 1:
-                    log.error("database refused %s: %s", batch[0].topic, exc)
-                    await asyncio.to_thread(
-                        self.writer.dead_letter, batch[0], STORE_ERROR, str(exc)
-                    )
+                await self._refresh_registry()
+                if len(prepared.deliveries) == 1:
+                    [d] = prepared.deliveries
+                    log.error("database refused %s: %s", d.topic, exc)
+                    await asyncio.to_thread(self.writer.dead_letter, d, STORE_ERROR, str(exc))
                     self.stats.rejects[STORE_ERROR] += 1
                     return BatchResult()
-                await self._refresh_registry()
-                return await self._store_each(batch)
+                return await self._store_each(prepared)
         self._count(result)
         return result
 
-    async def _store_each(self, batch: Sequence[Delivery]) -> BatchResult:
+    async def _store_each(self, prepared: Prepared) -> BatchResult:
         """One at a time, to isolate a message the database refuses from the rest."""
-        self.stats.received -= len(batch)
+        self.stats.received -= len(prepared.deliveries)
         total = BatchResult()
-        for d in batch:
-            one = await self._store([d])
+        for d in prepared.deliveries:
+            one = await self._store(BatchWriter.decode([d]))
             total.stored.extend(one.stored)
         return total
 

@@ -86,6 +86,16 @@ class BatchResult:
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A batch after decoding: valid messages and the dead letters for the rest."""
+
+    deliveries: list[Delivery]
+    items: list[_Decoded] = field(default_factory=list)
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    rejects: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
 class _Decoded:
     delivery: Delivery
     decoded: Decoded
@@ -106,16 +116,25 @@ class BatchWriter:
 
     def write(self, batch: Sequence[Delivery]) -> BatchResult:
         """Decode and store ``batch`` in one transaction; raises SQLAlchemyError on failure."""
-        now = datetime.now(UTC)
-        result = BatchResult()
-        items: list[_Decoded] = []
-        dead: list[dict[str, Any]] = []
+        return self.store(self.decode(batch))
+
+    @staticmethod
+    def decode(batch: Sequence[Delivery]) -> Prepared:
+        """Validate every payload (pure CPU, no database): the first half of :meth:`write`."""
+        prepared = Prepared(list(batch))
         for d in batch:
             try:
-                items.append(_Decoded(d, decode(d.topic, d.payload, uplink=True)))
+                prepared.items.append(_Decoded(d, decode(d.topic, d.payload, uplink=True)))
             except ProtocolError as exc:
-                result.rejects[exc.reason.value] += 1
-                dead.append(_dead(d, exc.reason.value, exc.detail))
+                prepared.rejects[exc.reason.value] += 1
+                prepared.dead.append(_dead(d, exc.reason.value, exc.detail))
+        return prepared
+
+    def store(self, prepared: Prepared) -> BatchResult:
+        """Store a decoded batch in one transaction (may be retried with the same argument)."""
+        now = datetime.now(UTC)
+        result = BatchResult(rejects=Counter(prepared.rejects))
+        items, dead = prepared.items, prepared.dead
         with Session(self.engine) as session, session.begin():
             self._dedup(session, items)
             self._admit(session, items, now)
@@ -159,6 +178,8 @@ class BatchWriter:
 
     def _admit(self, session: Session, items: list[_Decoded], now: datetime) -> None:
         """Register what sent data; mark items whose gateway or devices are not approved."""
+        for item in items:
+            item.pending, item.flagged = False, frozenset()
         per_gateway: dict[tuple[str, str], dict[str, tuple[set[str], datetime]]] = {}
         for item in items:
             if item.duplicate or isinstance(item.decoded.message, GatewayState):
