@@ -44,11 +44,16 @@ class RegistryError(LookupError):
 
 
 class DeviceLocation(NamedTuple):
-    """What the rules runner needs to know about a device: ``(kind, zone, building)``."""
+    """What the rules runner needs to know about a device: ``(kind, zone, building, tags)``.
+
+    ``tags`` are the device's boolean ``attrs`` that are true (e.g. ``living_alone``), which
+    rule selectors can require. Matches ``protocols.rules.observations.DeviceInfo``.
+    """
 
     kind: DeviceKind
     zone: str | None
     building: str | None
+    tags: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -320,7 +325,8 @@ def _entry(row: Device) -> _DeviceEntry:
     location = None
     if row.kind is not None:
         try:
-            location = DeviceLocation(DeviceKind(row.kind), row.zone, row.building)
+            tags = frozenset(k for k, v in (row.attrs or {}).items() if v is True)
+            location = DeviceLocation(DeviceKind(row.kind), row.zone, row.building, tags)
         except ValueError:
             log.warning("device %s/%s has unknown kind %r", row.site, row.id, row.kind)
     return _DeviceEntry(Approval(row.approval), location, row.last_seen)

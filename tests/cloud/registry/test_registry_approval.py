@@ -60,6 +60,12 @@ def site_file(site: str, auto: bool = False) -> SiteFile:
                     "id": "gw1",
                     "devices": [
                         {"id": "smoke-1", "kind": "smoke", "building": "b1", "zone": "z1"},
+                        {
+                            "id": "pir-1",
+                            "kind": "pir",
+                            "zone": "z1",
+                            "attrs": {"living_alone": True, "vendor": "acme", "spare": False},
+                        },
                     ],
                 }
             ],
@@ -74,8 +80,10 @@ def test_site_import_approves_and_lookup_answers(engine: Engine, site: str) -> N
     with Session(engine) as s, s.begin():
         registry.import_site(s, site_file(site))  # idempotent
     assert registry.lookup(site, "smoke-1") == DeviceLocation(DeviceKind.SMOKE, "z1", "b1")
-    kind, zone, building = registry.lookup(site, "smoke-1") or (None, None, None)
-    assert (kind, zone, building) == (DeviceKind.SMOKE, "z1", "b1")
+    kind, zone, building, tags = registry.lookup(site, "smoke-1") or (None, None, None, None)
+    assert (kind, zone, building, tags) == (DeviceKind.SMOKE, "z1", "b1", frozenset())
+    elder = registry.lookup(site, "pir-1")
+    assert elder is not None and elder.tags == {"living_alone"}  # from attrs that are true
     assert registry.lookup(site, "nobody") is None
     assert Registry(engine).lookup(site, "smoke-1") is not None  # persisted, not only cached
 
