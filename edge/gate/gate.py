@@ -55,6 +55,7 @@ class Gate:
         factory: EventFactory | None = None,
         unknown_interval_s: float = 30.0,
         held_open_s: float = 30.0,
+        repeat_s: float = 10.0,
     ) -> None:
         if door not in policy.doors:
             raise ValueError(f"door {door!r} is not in the policy")
@@ -70,6 +71,9 @@ class Gate:
         self.unknown_limiter = RateLimiter(unknown_interval_s)
         self.alarms = DoorAlarms(door, held_open_s=held_open_s)
         self._pending_face: tuple[Sighting, datetime] | None = None
+        self.repeat_s = repeat_s
+        self._recent: dict[tuple[str | None, str], datetime] = {}
+        self.repeats_suppressed = 0
         self._lock = threading.Lock()
 
     # -- configuration -------------------------------------------------------------------
@@ -142,9 +146,31 @@ class Gate:
             ]
         return self._face_decision(sighting, at, None)
 
+    def _repeat(self, person: str | None, reason: str, at: datetime) -> bool:
+        """The same face outcome at this door less than ``repeat_s`` ago (a re-acquired track)."""
+        last = self._recent.get((person, reason))
+        if last is not None and (at - last).total_seconds() < self.repeat_s:
+            self.repeats_suppressed += 1
+            return True
+        self._recent = {
+            k: t for k, t in self._recent.items() if (at - t).total_seconds() < self.repeat_s
+        }
+        return False
+
     def _face_decision(
         self, sighting: Sighting, at: datetime, credential: Credential | None
     ) -> list[AccessEvent]:
+        granted_key = (sighting.person_id, Reason.ALLOW_LIST.value)
+        last_grant = self._recent.get(granted_key) or self._recent.get(
+            (sighting.person_id, Reason.VISITOR_PASS.value)
+        )
+        if (
+            credential is None
+            and last_grant is not None
+            and (at - last_grant).total_seconds() < self.repeat_s
+        ):
+            self.repeats_suppressed += 1  # just let in: a re-acquired track is not a new request
+            return []
         request = AccessRequest(
             door=self.door,
             at=at,
@@ -159,6 +185,9 @@ class Gate:
         decision, self.state = decide(self.policy, self.state, request)
         if decision.reason is Reason.SECOND_FACTOR_REQUIRED:
             self._pending_face = (sighting, at)
+        if credential is None and self._repeat(decision.person_id, decision.reason.value, at):
+            return []
+        self._recent[(decision.person_id, decision.reason.value)] = at
         return self._decided(decision, at, sighting)
 
     def _decided(

@@ -54,7 +54,7 @@ class Track:
 
 class Tracker:
     def __init__(
-        self, *, min_iou: float = 0.3, max_center_shift: float = 0.6, ttl_s: float = 1.5
+        self, *, min_iou: float = 0.3, max_center_shift: float = 1.0, ttl_s: float = 1.5
     ) -> None:
         self.min_iou = min_iou
         self.max_center_shift = max_center_shift

@@ -122,3 +122,14 @@ def test_rate_limiter_per_key() -> None:
     assert limiter.allow("a", s(0)) and limiter.allow("b", s(1))
     assert not limiter.allow("a", s(4))
     assert limiter.allow("a", s(5))
+
+
+def test_a_reacquired_track_is_not_a_new_request(engine: FaceEngine) -> None:
+    gate, events, opened = make(engine, DoorConfig(door="main"))
+    assert len(gate._on_sighting(sighting("alice", 1), s(0))) == 1
+    assert gate._on_sighting(sighting("alice", 2), s(4)) == []  # same person, track lost/found
+    assert len(gate._on_sighting(sighting("alice", 3), s(15))) == 1  # a new visit
+    assert opened == ["allow_list", "allow_list"]
+    assert len(gate._on_sighting(sighting("mallory", 4), s(16))) == 1
+    assert gate._on_sighting(sighting("mallory", 5), s(18)) == []
+    assert gate.repeats_suppressed == 2 and len(events) == 0  # _on_sighting does not emit
