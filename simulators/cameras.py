@@ -99,13 +99,15 @@ async def run_camera(gateway: SimGateway, step: CameraStep, scenario: Scenario) 
         names=names,
     )
     period = 1.0 / step.fps
+    loop = asyncio.get_running_loop()
     count = 0
-    for rgb in frames(source):
+    for rgb in frames(source, every=step.every):
+        started = loop.time()
         at = utc(gateway.now())
         await asyncio.to_thread(gate.frame, rgb, at)
         if pending:
             gateway.agent.emit(*pending)
             count += len(pending)
             pending.clear()
-        await asyncio.sleep(period)
+        await asyncio.sleep(max(0.0, period - (loop.time() - started)))
     log.info("camera %s: %s done, %d access events", step.camera, source, count)

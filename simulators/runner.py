@@ -91,6 +91,7 @@ class ScenarioRun:
         clock = SimClock.start(spec.mode, speed=spec.speed, wall=wall)
         self.clock = SimClock(spec.start_at(wall), clock.mono0, clock.speed)
         self._tasks: list[asyncio.Task[None]] = []
+        self._cameras: list[asyncio.Task[None]] = []  # a camera's source plays to its end
 
     # ---- time ---------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -131,6 +132,8 @@ class ScenarioRun:
                 ticker = tg.create_task(self._ticker(), name="sim:ticker")
                 await self._timeline()
                 await self._until_done()
+                for camera in self._cameras:
+                    await camera
                 poller.cancel()
                 ticker.cancel()
                 for task in self._tasks:
@@ -264,7 +267,7 @@ class ScenarioRun:
         elif step.camera is not None:
             from simulators.cameras import run_camera
 
-            self._tasks.append(
+            self._cameras.append(
                 asyncio.create_task(
                     run_camera(sim.gateway(step.camera.gateway), step.camera, self.scenario),
                     name="sim:camera",

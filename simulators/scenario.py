@@ -151,7 +151,8 @@ class CameraStep(_Model):
     door: Ident
     source: str = Field(description="Image folder or video file; relative to the scenario file")
     gallery: str | None = Field(None, description="Face gallery file for the gate pipeline")
-    fps: float = Field(5.0, gt=0, le=60)
+    fps: float = Field(5.0, gt=0, le=60, description="Frames fed per second (at most)")
+    every: int = Field(1, ge=1, le=100, description="Video: feed every N-th frame")
 
 
 class Malformed(StrEnum):
