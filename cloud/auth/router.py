@@ -141,6 +141,48 @@ def me(who: AnyUser) -> Principal:
     return who
 
 
+class PasswordIn(Api):
+    current: Annotated[str, Field(min_length=1, max_length=256)]
+    new: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class ActiveIn(Api):
+    active: bool
+
+
+@router.post("/api/auth/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(body: PasswordIn, who: AnyUser, request: Request, db: DbSession) -> Response:
+    """Change one's own password (the current one is required). Every session ends, so sign
+    in again. Failures count towards the login rate limit."""
+    limiter = login_limiter(request)
+    ip = _client_ip(request)
+    wait = limiter.retry_after(who.username, ip, time.monotonic())
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many failed attempts; try again later",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    try:
+        changed = service.change_password(
+            db,
+            who.username,
+            body.current,
+            body.new,
+            min_password_length=auth_settings(request).min_password_length,
+        )
+    except service.WeakPassword as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    if not changed:
+        limiter.failed(who.username, ip, time.monotonic())
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "current password is wrong")
+    audit.record(db, who, "user.password", who.username, {})
+    db.commit()
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(auth_settings(request).cookie_name, path="/")
+    return response
+
+
 @router.get("/api/users")
 def list_users(who: Admin, db: DbSession) -> list[UserOut]:
     return [_user_out(u) for u in db.scalars(select(User).order_by(User.id))]
@@ -172,10 +214,25 @@ def change_role(username: str, body: RoleIn, who: Admin, db: DbSession) -> UserO
         user, previous = service.set_role(db, username, body.role)
     except service.UnknownUser as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    if previous is Role.ADMIN and body.role is not Role.ADMIN and service.count_admins(db) == 0:
+    if previous is Role.ADMIN and service.count_admins(db) == 0:
         db.rollback()
         raise HTTPException(status.HTTP_409_CONFLICT, "the last admin cannot lose the role")
     audit.record(db, who, "user.role", username, {"from": previous.value, "to": body.role.value})
+    db.commit()
+    return _user_out(user)
+
+
+@router.put("/api/users/{username}/active")
+def set_active(username: str, body: ActiveIn, who: Admin, db: DbSession) -> UserOut:
+    """Disable (every session ends at once) or re-enable an account. Audited."""
+    try:
+        user = service.set_active(db, username, body.active)
+    except service.UnknownUser as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    if service.count_admins(db) == 0:
+        db.rollback()
+        raise HTTPException(status.HTTP_409_CONFLICT, "the last admin cannot be disabled")
+    audit.record(db, who, "user.active", username, {"active": body.active})
     db.commit()
     return _user_out(user)
 

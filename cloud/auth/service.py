@@ -132,6 +132,38 @@ def set_role(session: Session, username: str, role: Role) -> tuple[User, Role]:
     return user, previous
 
 
+def change_password(
+    session: Session,
+    username: str,
+    current: str,
+    new: str,
+    *,
+    min_password_length: int = AuthSettings().min_password_length,
+) -> bool:
+    """Replace a password after checking the current one; False when it does not match.
+    Every other session of the user ends (flushed, not committed)."""
+    user = authenticate(session, username, current)
+    if user is None:
+        return False
+    _check_password(new, username, min_password_length)
+    user.password_hash = hash_password(new)
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    session.flush()
+    return True
+
+
+def set_active(session: Session, username: str, active: bool) -> User:
+    """Enable or disable a user; disabling ends every session of theirs at once."""
+    user = get_user(session, username)
+    if user is None:
+        raise UnknownUser(username)
+    user.active = active
+    if not active:
+        session.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    session.flush()
+    return user
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user whose password matches, else None (constant work either way)."""
     user = get_user(session, username)
@@ -194,7 +226,9 @@ def revoke_token(session: Session, token: str) -> bool:
 
 
 def count_admins(session: Session) -> int:
-    return int(session.scalar(select(func.count(User.id)).where(User.role == Role.ADMIN)) or 0)
+    """Active admins."""
+    query = select(func.count(User.id)).where(User.role == Role.ADMIN, User.active.is_(True))
+    return int(session.scalar(query) or 0)
 
 
 class LoginLimiter:

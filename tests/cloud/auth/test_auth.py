@@ -301,3 +301,55 @@ def test_websocket_takes_cookie_bearer_or_query_token(
     ):
         pass
     assert wrong_role.value.code == 1008
+
+
+def test_change_own_password_ends_sessions_and_is_audited(
+    client: TestClient, login: Callable[..., str]
+) -> None:
+    token = login(client, "guard1")
+    other = login(client, "guard1")  # a second session (another device)
+    headers = {"Authorization": f"Bearer {token}"}
+    client.cookies.clear()
+    wrong = client.post(
+        "/api/auth/password",
+        json={"current": "nope nope", "new": "brand new pw 1"},
+        headers=headers,
+    )
+    assert wrong.status_code == 403
+    weak = client.post(
+        "/api/auth/password", json={"current": PASSWORD, "new": "short"}, headers=headers
+    )
+    assert weak.status_code == 422
+    ok = client.post(
+        "/api/auth/password", json={"current": PASSWORD, "new": "brand new pw 1"}, headers=headers
+    )
+    assert ok.status_code == 204
+    assert (
+        client.get("/api/auth/me", headers={"Authorization": f"Bearer {other}"}).status_code == 401
+    )
+    bad = client.post("/api/auth/login", json={"username": "guard1", "password": PASSWORD})
+    assert bad.status_code == 401
+    login(client, "guard1", "brand new pw 1")
+    client.cookies.clear()
+    login(client, "manager1")
+    log = client.get("/api/audit", params={"action": "user.password"}).json()
+    assert [(e["actor"], e["target"]) for e in log] == [("guard1", "guard1")]
+
+
+def test_admin_disables_a_user_at_once(client: TestClient, login: Callable[..., str]) -> None:
+    token = login(client, "resident1")
+    client.cookies.clear()
+    login(client, "admin1")
+    off = client.put("/api/users/resident1/active", json={"active": False})
+    assert off.status_code == 200 and off.json()["active"] is False
+    me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401
+    again = client.post("/api/auth/login", json={"username": "resident1", "password": PASSWORD})
+    assert again.status_code == 401
+    assert client.put("/api/users/admin1/active", json={"active": False}).status_code == 409
+    assert client.put("/api/users/ghost/active", json={"active": False}).status_code == 404
+    assert client.put("/api/users/resident1/active", json={"active": True}).status_code == 200
+    actions = [e["action"] for e in client.get("/api/audit", params={"target": "resident1"}).json()]
+    assert actions == ["user.active", "user.active"]
+    client.cookies.clear()
+    login(client, "resident1")  # enabled again: signing in works
