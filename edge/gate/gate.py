@@ -203,15 +203,19 @@ class Gate:
             )
         person = decision.person_id
         extra: dict[str, object] = {}
+        attrs: dict[str, str | float] = {}
         thumbnail: bytes | None = None
+        if decision.pass_id is not None:
+            attrs["pass_id"] = decision.pass_id
         if sighting is not None:
             thumbnail = thumbnail_jpeg(sighting.frame, sighting.box)
             extra = {
                 "camera": self.camera,
                 "distance": sighting.distance,
                 "liveness": sighting.liveness,
-                "attrs": {"track": float(sighting.track_id), "votes": float(sighting.votes)},
             }
+            attrs.update(track=float(sighting.track_id), votes=float(sighting.votes))
+        extra["attrs"] = attrs
         event = self.factory.access(
             door=self.door,
             kind=AccessKind.DECISION,
