@@ -513,3 +513,44 @@ def test_resident_invites_a_visitor_with_a_qr_pass(browser: Browser, live_site: 
     staff.close()
     context.close()
     assert not errors, errors
+
+
+def test_admin_manages_users_in_the_console(browser: Browser, live_site: Site) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_site.url, "admin1")
+    page.wait_for_selector("body[data-ready='1']")
+    page.click("#users-tab")
+    expect(page.locator("#users-table tr[data-user]")).to_have_count(len(Role))
+    page.fill("#new-username", "lihua")
+    page.fill("#new-display", "李华")
+    page.fill("#new-password", "zhe shi mima 2026")
+    page.select_option("#new-role", "guard")
+    page.click("#create-user")
+    row = page.locator("#users-table tr[data-user='lihua']")
+    expect(row).to_contain_text("李华")
+    row.locator("select").select_option("manager")
+    expect(page.locator(".toast.ok").last).to_contain_text("物业经理")
+    expect(page.locator("#users-table tr[data-user='lihua'] select")).to_have_value("manager")
+    screenshot(page, "console-users-zh")
+    context.close()
+    # The new account works, with its new role; both changes are in the audit log.
+    other = browser.new_context()
+    opage = other.new_page()
+    page_errors: list[str] = []
+    opage.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    opage.goto(live_site.url + "/login")
+    opage.fill("#username", "lihua")
+    opage.fill("#password", "zhe shi mima 2026")
+    opage.click("#submit")
+    opage.wait_for_url("**/console")
+    opage.wait_for_selector("body[data-ready='1']")
+    expect(opage.locator("#who")).to_contain_text("李华 · 物业经理")
+    expect(opage.locator("#users-tab")).to_be_hidden()  # managers do not manage users
+    actions = audit_actions(opage)
+    assert actions[:2] == ["user.role", "user.create"], actions
+    other.close()
+    assert not errors and not page_errors, errors + page_errors

@@ -59,7 +59,10 @@
   }
 
   /* ---- tabs ---- */
-  const loaders = { map: loadMap, devices: loadDevices, gateways: loadGateways, audit: loadAudit };
+  const loaders = { map: loadMap, devices: loadDevices, gateways: loadGateways, audit: loadAudit, users: loadUsers };
+  const ROLES = ["admin", "manager", "guard", "responder", "resident", "viewer"];
+  if (me.role === "admin") document.getElementById("users-tab").classList.remove("hidden");
+  if (me.role !== "admin" && me.role !== "manager") document.querySelector('#tabs button[data-tab="audit"]').classList.add("hidden");
   document.querySelectorAll("#tabs button").forEach((button) => {
     button.addEventListener("click", () => {
       document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b === button));
@@ -363,6 +366,72 @@
       ),
     );
   }
+
+  /* ---- users (admins) ---- */
+  function roleSelect(value, onChange) {
+    const select = el("select", { onchange: onChange }, ...ROLES.map((r) => el("option", { value: r }, t("role." + r))));
+    select.value = value;
+    return select;
+  }
+  async function loadUsers() {
+    const users = items(await api("/api/users"));
+    document.getElementById("user-list").replaceChildren(
+      el(
+        "table",
+        { id: "users-table" },
+        el("tr", {}, ...["users.username", "users.display_name", "users.role", "users.locale", "users.active"].map((k) => el("th", {}, t(k))), el("th", {})),
+        ...users.map((u) =>
+          el(
+            "tr",
+            { dataset: { user: u.username } },
+            el("td", {}, u.username),
+            el("td", {}, u.display_name),
+            el("td", {}, roleSelect(u.role, async (event) => {
+              try {
+                await api(`/api/users/${encodeURIComponent(u.username)}/role`, { method: "PUT", json: { role: event.target.value } });
+                toast(t("users.role_changed", { name: u.username, role: t("role." + event.target.value) }), "ok");
+              } catch (error) {
+                toast(errorText(error), "error");
+              }
+              loadUsers();
+            })),
+            el("td", {}, u.locale),
+            el("td", {}, u.active ? "✓" : "✗"),
+            el("td", {}, el("button", { class: "btn ghost", onclick: async () => {
+              try {
+                await api(`/api/users/${encodeURIComponent(u.username)}/active`, { method: "PUT", json: { active: !u.active } });
+              } catch (error) {
+                toast(errorText(error), "error");
+              }
+              loadUsers();
+            } }, t(u.active ? "users.disable" : "users.enable"))),
+          ),
+        ),
+      ),
+    );
+  }
+  const newRole = document.getElementById("new-role");
+  newRole.replaceChildren(...ROLES.map((r) => el("option", { value: r }, t("role." + r))));
+  newRole.value = "guard";
+  document.getElementById("user-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {
+      username: document.getElementById("new-username").value.trim(),
+      display_name: document.getElementById("new-display").value.trim() || null,
+      password: document.getElementById("new-password").value,
+      role: newRole.value,
+      locale: document.getElementById("new-locale").value,
+    };
+    try {
+      await api("/api/users", { method: "POST", json: body });
+      toast(t("users.created", { name: body.username }), "ok");
+      event.target.reset();
+      newRole.value = "guard";
+      loadUsers();
+    } catch (error) {
+      toast(errorText(error), "error");
+    }
+  });
 
   await Promise.all([loadKpis(), loadAlerts().catch((error) => toast(errorText(error), "error"))]);
   document.body.dataset.ready = "1";
