@@ -56,7 +56,7 @@ def match_times(sizes: list[int], n_probes: int) -> list[dict[str, Any]]:
         reps = 1 if size >= 100_000 else 3
         base = _time_per_probe(
             lambda p, k=known64: int(np.argmin(face_distance_f64(k, p))),
-            probes[: max(5, n_probes // 4)],
+            probes[: 10 if size >= 100_000 else max(5, n_probes // 4)],
             reps,
         )
         agree = all(
