@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,6 +148,29 @@ def access_granted(gateway: FakeGatewayLink, door: str, name: str) -> AccessEven
     )
 
 
+def lock_state(gateway: FakeGatewayLink, door: str, *, locked: bool) -> Telemetry:
+    now = datetime.now(UTC)
+    return Telemetry(
+        msg_id=new_id(),
+        boot_id=gateway.boot_id,
+        seq=gateway.next_seq(),
+        ts=now,
+        readings=(Reading(device=door, metric="locked", value=locked, ts=now),),
+    )
+
+
+def _wait_for_reading(live_site: Site, device: str) -> None:
+    """Wait until ingest has stored a reading of ``device`` (asked as the admin)."""
+    with httpx.Client(base_url=live_site.url, timeout=30) as client:
+        login = client.post("/api/auth/login", json={"username": "admin1", "password": PASSWORD})
+        assert login.status_code == 200
+        params = {"site": live_site.site, "device": device}
+        deadline = datetime.now(UTC).timestamp() + 30
+        while not client.get("/api/telemetry/latest", params=params).json():
+            assert datetime.now(UTC).timestamp() < deadline, "reading never stored"
+            time.sleep(0.1)
+
+
 def blocked(gateway: FakeGatewayLink, door: str) -> AccessEvent:
     return AccessEvent(
         msg_id=new_id(),
@@ -237,11 +261,15 @@ def test_guard_sees_access_event_live_and_opens_a_door_with_a_reason(
     page.set_default_timeout(30_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    live_site.gateway.send(lock_state(live_site.gateway, "gate-1", locked=True))
+    _wait_for_reading(live_site, "gate-1")
     sign_in(page, live_site.url, "guard1")
     assert page.url.endswith("/gate")
     page.wait_for_selector("body[data-ready='1']")
     expect(page.locator("#conn")).to_have_class("conn up")
     expect(page.locator(".door")).to_have_count(2)
+    expect(page.locator(".door[data-door='gate-1'] .door-state")).to_have_text("已上锁")
+    expect(page.locator(".door[data-door='gate-2'] .door-state")).to_have_text("未知")
 
     live_site.gateway.send(access_granted(live_site.gateway, "gate-1", "张三"))
     entry = page.locator(".access[data-decision='granted']")

@@ -11,6 +11,7 @@
     command: "/api/commands",
     passes: "/api/visitor-passes",
     qr: (id) => `/api/visitor-passes/${id}/qr.svg`,
+    latest: (site, id) => "/api/telemetry/latest?" + new URLSearchParams({ site, device: id }),
   };
   /* Rules whose alerts a guard must acknowledge at the gate. */
   const GATE_RULES = new Set(["block-listed-person", "unknown-face-repeated", "door-forced", "door-held-open", "tailgating", "night-door-open"]);
@@ -96,11 +97,36 @@
           "div",
           { class: "door", dataset: { door: d.door } },
           el("div", { class: "door-name" }, d.door),
-          el("div", { class: "door-state " + (d.open === true ? "open" : d.open === false ? "closed" : "") }, t(d.open === true ? "gate.door_open" : d.open === false ? "gate.door_closed" : "gate.door_unknown")),
+          el("div", { class: "door-state " + doorClass(d) }, doorText(d)),
           el("button", { class: "btn big", dataset: { open: d.door }, onclick: () => askOpen(d) }, t("gate.open")),
         ),
       ),
     );
+  }
+  function doorClass(d) {
+    if (d.open === true || d.locked === false) return "open";
+    if (d.open === false || d.locked === true) return "closed";
+    return "";
+  }
+  function doorText(d) {
+    const parts = [];
+    if (d.open !== null && d.open !== undefined) parts.push(t(d.open ? "gate.door_open" : "gate.door_closed"));
+    if (d.locked !== null && d.locked !== undefined) parts.push(t(d.locked ? "gate.door_locked" : "gate.door_unlocked"));
+    return parts.length ? parts.join(" · ") : t("gate.door_unknown");
+  }
+  /* Lock state from each door lock's latest "locked" reading. */
+  async function refreshLocks() {
+    for (const d of doors.values()) {
+      if (!d.site || !d.isLock) continue;
+      try {
+        const latest = items(await api(PATHS.latest(d.site, d.door)));
+        const locked = latest.find((r) => r.metric === "locked");
+        if (locked) d.locked = Boolean(locked.value);
+      } catch (error) {
+        console.warn("lock state", error);
+      }
+    }
+    renderDoors();
   }
   function askOpen(d) {
     opening = d;
@@ -126,6 +152,7 @@
       });
       document.getElementById("open-modal").classList.add("hidden");
       toast(t("gate.open_sent", { door: opening.door }), "ok");
+      setTimeout(refreshLocks, 3000);
     } catch (err) {
       error.textContent = errorText(err);
     }
@@ -194,7 +221,7 @@
   }
   try {
     for (const d of items(await api(PATHS.doors))) {
-      doors.set(doorKey(d.site, d.id), { site: d.site, gateway: d.gateway, door: d.id, open: null });
+      doors.set(doorKey(d.site, d.id), { site: d.site, gateway: d.gateway, door: d.id, open: null, locked: null, isLock: true });
     }
   } catch (error) {
     console.warn("doors", error);
@@ -213,6 +240,8 @@
   renderFeed();
   renderDoors();
   renderAcks();
+  await refreshLocks();
+  setInterval(refreshLocks, 15000);
   Linli.stream((event) => {
     if (event.type === "access" && event.event) addAccess(Object.assign({ site: event.site, gateway: event.gateway }, event.event));
     else if (event.type === "alert" && event.alert) noteAlert(event.alert);
