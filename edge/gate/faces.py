@@ -103,7 +103,10 @@ class Face:
 
 def load_rgb(path: Path | str) -> RGB:
     """Read an image file as RGB; raises :class:`ImageError` if it is not an image."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise ImageError(str(path), "unreadable", exc.strerror or str(exc)) from exc
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         raise ImageError(str(path), "unreadable", "not a readable image")

@@ -102,6 +102,7 @@ def test_verify_pairs_csv(
         ("probe/obama.jpg", "enroll/obama_2.jpg", "same"),
         ("probe/kit_harington.jpg", "enroll/rose_leslie_1.jpg", "different"),
         ("probe/alex_lacamoire.jpg", "../wall.png", "noface"),
+        ("probe/missing.jpg", "probe/obama.jpg", "missing"),
     ]
     with pairs.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -119,6 +120,7 @@ def test_verify_pairs_csv(
     assert out[0]["match"] is True and out[0]["distance"] <= 0.5 and "error" not in out[0]
     assert out[1]["match"] is False and out[1]["distance"] > 0.5
     assert out[2]["distance"] is None and out[2]["match"] is False and out[2]["error"]
+    assert out[3]["distance"] is None and "missing.jpg" in out[3]["error"]
 
 
 def test_verify_pairs_csv_without_the_columns(
