@@ -335,7 +335,11 @@ class Effects:
                 return
             wanted = tuple(c for c in wanted if c not in told)
         channels = tuple(c for c in wanted if c in self.settings.channels)
-        whistle = WHISTLE in wanted and WHISTLE not in self.settings.channels
+        whistle = (
+            WHISTLE in wanted
+            and WHISTLE not in self.settings.channels
+            and self.settings.escalation.whistle_url is not None
+        )
         unknown = set(wanted) - set(channels) - ({WHISTLE} if whistle else set())
         if unknown:
             self.counts["notify_unknown_channel"] += len(unknown)

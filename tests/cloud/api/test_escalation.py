@@ -173,3 +173,43 @@ def test_failed_webhook_is_retried_then_recorded_as_failed(
     )
     assert failed[0]["detail"]["channel"] == "ops" and failed[0]["detail"]["attempts"] == 3
     assert "ConnectError" in failed[0]["detail"]["error"]
+
+
+def test_a_rule_naming_the_whistle_calls_it_once_at_raise(
+    make_cloud: Callable[..., Cloud], mosquitto: Mosquitto, site: str, hooks: Hooks
+) -> None:
+    cloud = make_cloud(
+        mqtt=True,
+        escalation={
+            "tiers": [{"after_s": 0.3, "channels": ["app"]}],
+            "whistle_url": f"{hooks.url}/whistle",
+        },
+    )
+    cloud.import_site(demo_site(site))
+    gw = Gateway(mosquitto.port, site)
+    try:
+        now = datetime.now(UTC)
+        for i, (device, metric, value) in enumerate(
+            [("smoke-1", "smoke", True), ("heat-1", "temperature", 65.0)]
+        ):
+            gw.send(
+                Telemetry(
+                    msg_id=new_id(), boot_id="boot-whistle", seq=i, ts=now,
+                    readings=(Reading(device=device, metric=metric, value=value, ts=now),),
+                )
+            )  # fmt: skip
+        fire = cloud.wait_for(
+            lambda: cloud.get("/api/alerts", params={"site": site, "rule_id": "confirmed-fire"})
+        )
+        cloud.wait_for(lambda: [c for c in hooks.to("/whistle") if c["alert_id"] == fire[0]["id"]])
+        # escalation of the unacknowledged fire (tier 1 after 0.3 s) must not whistle again
+        cloud.wait_for(
+            lambda: cloud.get(f"/api/alerts/{fire[0]['id']}")["alert"]["escalation_tier"] >= 1
+        )
+    finally:
+        gw.close()
+    for_fire = [
+        (c["kind"], c["rule_id"]) for c in hooks.to("/whistle") if c["alert_id"] == fire[0]["id"]
+    ]
+    assert for_fire == [("rule", "confirmed-fire")]  # the smoke alarm may whistle for itself
+    assert cloud.get(f"/api/alerts/{fire[0]['id']}")["alert"]["whistled_at"] is not None
