@@ -190,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in library():
                 sc = load_scenario(path)
-                print(f"{path.stem:<28} {sc.description.splitlines()[0] if sc.description else ''}")
+                summary = sc.description.split(". ")[0].strip()
+                if len(summary) > 90:
+                    summary = summary[:89] + "…"
+                print(f"{path.stem:<26} {summary}")
             return 0
         if args.command == "validate":
             return _validate(args.files)
