@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, WebSocketException, status
 from fastapi.routing import RouteContext
@@ -99,6 +100,15 @@ def login_limiter(conn: HTTPConnection) -> LoginLimiter:
     return limiter
 
 
+def _same_origin(conn: HTTPConnection) -> bool:
+    """A browser's WebSocket handshake carries its page's Origin; a cookie is accepted only
+    from pages of this host (no cross-site WebSocket hijacking)."""
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True  # not a browser
+    return urlsplit(origin).netloc == conn.headers.get("host", "")
+
+
 def token_of(conn: HTTPConnection) -> str | None:
     """The bearer token, else the session cookie, else (WebSocket only) ``?token=``."""
     header = conn.headers.get("authorization", "")
@@ -106,7 +116,7 @@ def token_of(conn: HTTPConnection) -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     cookie = conn.cookies.get(auth_settings(conn).cookie_name)
-    if cookie:
+    if cookie and (conn.scope["type"] != "websocket" or _same_origin(conn)):
         return cookie
     if conn.scope["type"] == "websocket":
         return conn.query_params.get("token") or None

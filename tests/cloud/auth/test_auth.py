@@ -353,3 +353,24 @@ def test_admin_disables_a_user_at_once(client: TestClient, login: Callable[..., 
     assert actions == ["user.active", "user.active"]
     client.cookies.clear()
     login(client, "resident1")  # enabled again: signing in works
+
+
+def test_websocket_cookie_only_from_the_same_origin(
+    client: TestClient, login: Callable[..., str]
+) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    token = login(client, "guard1")  # cookie held by the client
+    same = {"Origin": "http://testserver"}
+    with client.websocket_connect("/probe/ws", headers=same) as ws:
+        assert ws.receive_json() == {"user": "guard1"}
+    evil = {"Origin": "http://evil.example"}
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect("/probe/ws", headers=evil),
+    ):
+        pass
+    assert refused.value.code == 1008
+    # An explicit token is not ambient authority: accepted from anywhere.
+    with client.websocket_connect(f"/probe/ws?token={token}", headers=evil) as ws:
+        assert ws.receive_json() == {"user": "guard1"}
