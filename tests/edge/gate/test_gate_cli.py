@@ -130,3 +130,20 @@ def test_verify_pairs_csv_without_the_columns(
     bad.write_text("a,b\n1,2\n")
     assert main(["verify", "--pairs", str(bad), "--root", str(tmp_path)]) == 2
     assert "file_x" in capsys.readouterr().err
+
+
+def test_cli_on_the_cloud_database(
+    faces_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'cloud.db'}"]
+    photo = str(faces_data / "enroll" / "kit_harington_2.jpg")
+    assert main(["enroll", photo, *db, "--no-progress"]) == 1  # no consent yet
+    refused = lines(capsys.readouterr().out)
+    assert refused[0]["reason"] == "no_consent"
+    assert main(["consent", "kit_harington", "--by", "desk", *db]) == 0
+    assert main(["enroll", photo, *db, "--no-progress", "--publish"]) == 0
+    out = lines(capsys.readouterr().out)
+    assert out[-2]["ok"] is True and out[-1]["published"] == 1
+    assert main(["list", *db]) == 0
+    (person,) = lines(capsys.readouterr().out)
+    assert person == {"person_id": "kit_harington", "name": None, "encodings": 1, "consent": True}
