@@ -46,6 +46,8 @@ from cloud.rules.effects import Effects
 from cloud.rules.packs import load_packs
 from cloud.rules.runner import RulesRunner
 from cloud.settings import Settings
+from protocols.kinds import DeviceKind
+from protocols.rules.observations import Lookup
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,7 @@ def build_services(settings: Settings) -> Services:
         services.runner = RulesRunner(
             ruleset,
             sessions,
-            reg.lookup,
+            _lookup(reg),
             effects,
             hub,
             shard_index=settings.shard_index,
@@ -152,6 +154,16 @@ def build_services(settings: Settings) -> Services:
             on_stored=None if services.runner is None else services.runner.on_stored,
         )
     return services
+
+
+def _lookup(registry: Registry) -> Lookup:
+    """The registry's view of a device, in the shape the rule evaluator asks for."""
+
+    def lookup(site: str, device: str) -> tuple[DeviceKind, str | None, str | None] | None:
+        found = registry.lookup(site, device)
+        return None if found is None else (found.kind, found.zone, found.building)
+
+    return lookup
 
 
 _background: set[asyncio.Task[None]] = set()
