@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,9 +23,10 @@ _counter = itertools.count()
 
 
 @pytest.fixture(params=["file", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> GalleryStore:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GalleryStore]:
     if request.param == "file":
-        return FileGallery(tmp_path / "gallery.json")
+        yield FileGallery(tmp_path / "gallery.json")
+        return
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'linli.db'}"
     else:
@@ -32,7 +34,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> GalleryStore:
         url = server.create_database(f"faces_{os.getpid()}_{next(_counter)}")
     engine = make_engine(url)
     create_schema(engine)
-    return DbGallery(engine)
+    yield DbGallery(engine)
+    engine.dispose()
 
 
 def vec(seed: int) -> Vector:
