@@ -13,7 +13,7 @@ are shown in the site's time zone (``time_zone``, Asia/Shanghai by default).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,6 +51,9 @@ class UiConfig(BaseModel):
     time_zone: str
     default_locale: str
     locales: tuple[str, ...]
+    site_time_zones: dict[str, str] = Field(
+        default_factory=dict, description="Sites whose zone differs from time_zone"
+    )
     metrics: dict[str, tuple[MetricInfo, ...]] = Field(
         default_factory=dict, description="Metrics per device kind (protocols.kinds), for charts"
     )
@@ -99,18 +102,32 @@ def mount(
     time_zone: str = "Asia/Shanghai",
     default_locale: str = "zh-CN",
     dev_console: bool = True,
+    site_time_zones: Mapping[str, str] | None = None,
 ) -> None:
-    """Serve the screens and their APIs on ``app``. Raises ValueError on a bad zone/locale."""
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"dashboards time_zone: unknown IANA zone {time_zone!r}") from exc
+    """Serve the screens and their APIs on ``app``. Raises ValueError on a bad zone/locale.
+
+    ``site_time_zones`` default to ``app.state.settings.site_timezones`` when the app has them.
+    """
+    if site_time_zones is None:
+        site_time_zones = getattr(getattr(app.state, "settings", None), "site_timezones", {})
+    zones = {"time_zone": time_zone} | {
+        f"site_time_zones.{k}": v for k, v in site_time_zones.items()
+    }
+    for name, zone in zones.items():
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"dashboards {name}: unknown IANA zone {zone!r}") from exc
     if default_locale not in LOCALES:
         raise ValueError(f"dashboards default_locale: {default_locale!r} not in {LOCALES}")
     from dashboards.api import router as passes_router
 
     config = UiConfig(
-        time_zone=time_zone, default_locale=default_locale, locales=LOCALES, metrics=_metrics()
+        time_zone=time_zone,
+        default_locale=default_locale,
+        locales=LOCALES,
+        site_time_zones=dict(site_time_zones),
+        metrics=_metrics(),
     )
     app.include_router(pages_router(config))
     app.include_router(passes_router)

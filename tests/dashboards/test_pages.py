@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from playwright.sync_api import Page
 
 import dashboards
+from tests.dashboards.screens_support import LiveServer
 
 
 @pytest.mark.parametrize("path", ["/console", "/gate", "/dev", "/login"])
@@ -38,6 +40,7 @@ def test_ui_config_default_and_custom() -> None:
             "time_zone": "Europe/Paris",
             "default_locale": "en",
             "locales": ["zh-CN", "en"],
+            "site_time_zones": {},
         }
         assert client.get("/api/dev/scenarios").status_code == 404  # not mounted
 
@@ -49,5 +52,22 @@ def test_default_time_zone_is_shanghai(client: TestClient) -> None:
 def test_bad_settings_fail_at_mount() -> None:
     with pytest.raises(ValueError, match="time_zone"):
         dashboards.mount(FastAPI(), time_zone="Mars/Olympus")
+    with pytest.raises(ValueError, match=r"site_time_zones\.s9: unknown IANA zone"):
+        dashboards.mount(FastAPI(), site_time_zones={"s9": "Nowhere/Town"})
     with pytest.raises(ValueError, match="default_locale"):
         dashboards.mount(FastAPI(), default_locale="fr")
+
+
+def test_times_show_in_the_site_zone_in_the_browser(page: Page) -> None:
+    """2026-01-01 00:00 UTC is 08:00 in Shanghai (the default) and 01:00 at a Paris site."""
+    app = FastAPI()
+    dashboards.mount(app, site_time_zones={"paris": "Europe/Paris"}, dev_console=False)
+    with LiveServer(app) as server:
+        page.goto(server.url + "/login")
+        page.wait_for_function("Linli.state.config && Linli.state.config.time_zone")
+        shown = page.evaluate(
+            """[Linli.formatTime("2026-01-01T00:00:00Z"),
+                Linli.formatTime("2026-01-01T00:00:00Z", true, "paris"),
+                Linli.formatTime("2026-01-01T00:00:00Z", false, "elsewhere")]"""
+        )
+    assert shown == ["2026/01/01 08:00:00", "2026/01/01 01:00:00", "08:00:00"]

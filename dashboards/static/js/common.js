@@ -31,11 +31,14 @@ const Linli = (() => {
     document.documentElement.lang = state.locale;
   }
 
-  function formatTime(iso, withDate) {
+  /* A time in the site's zone (Asia/Shanghai unless configured), e.g. 2026/11/28 02:28:40. */
+  function formatTime(iso, withDate, site) {
     if (!iso) return t("common.none");
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return String(iso);
-    const options = { timeZone: state.timeZone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+    const zones = (state.config && state.config.site_time_zones) || {};
+    const timeZone = (site && zones[site]) || state.timeZone;
+    const options = { timeZone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
     if (withDate !== false) Object.assign(options, { year: "numeric", month: "2-digit", day: "2-digit" });
     return new Intl.DateTimeFormat(state.locale, options).format(date);
   }

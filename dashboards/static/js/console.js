@@ -124,7 +124,7 @@
             "div",
             {},
             el("div", { class: "title" }, title(a)),
-            el("div", { class: "meta" }, `${a.subject} · ${formatTime(a.raised_at)}${a.count > 1 ? " · ×" + a.count : ""}`),
+            el("div", { class: "meta" }, `${a.subject} · ${formatTime(a.raised_at, true, a.site)}${a.count > 1 ? " · ×" + a.count : ""}`),
           ),
           el(
             "div",
@@ -183,9 +183,9 @@
     const dl = el("dl");
     const field = (label, value) => dl.append(el("dt", {}, t(label)), el("dd", {}, value === null || value === undefined || value === "" ? t("common.none") : value));
     field("alerts.subject", a.subject);
-    field("alerts.raised", formatTime(a.raised_at));
+    field("alerts.raised", formatTime(a.raised_at, true, a.site));
     field("alerts.count", String(a.count));
-    field("alerts.cleared", a.cleared ? formatTime(a.cleared_at) : t("common.none"));
+    field("alerts.cleared", a.cleared ? formatTime(a.cleared_at, true, a.site) : t("common.none"));
     field("alerts.assignee", a.assignee);
     field("alerts.tier", String(a.escalation_tier));
     if (a.flapping) field("alerts.flapping", "⚠");
@@ -212,7 +212,7 @@
           el(
             "li",
             { dataset: { kind: e.kind } },
-            el("div", { class: "when" }, formatTime(e.ts) + " · " + e.actor),
+            el("div", { class: "when" }, formatTime(e.ts, true, a.site) + " · " + e.actor),
             el("div", {}, tOr("timeline." + e.kind, tOr("action." + e.kind, e.kind)) + (e.to_status && e.to_status !== e.from_status ? " → " + t("status." + e.to_status) : "")),
             e.note ? el("div", { class: "muted" }, e.note) : null,
           ),

@@ -65,7 +65,7 @@
         el("div", { class: "reason" }, `${e.door} · ${what}`),
         el("span", { class: "decision " + decision }, t("decision." + decision)),
       ),
-      el("div", { class: "time" }, formatTime(e.ts, false)),
+      el("div", { class: "time" }, formatTime(e.ts, false, e.site)),
     );
   }
   function renderFeed() {
