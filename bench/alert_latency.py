@@ -31,7 +31,7 @@ import psutil
 import websockets
 from paho.mqtt.enums import CallbackAPIVersion
 
-from linli.services import Mosquitto
+from linli.services import Mosquitto, Postgres
 from linli.services.base import free_port
 from protocols.codec import encode, new_id
 from protocols.messages import Reading, Telemetry
@@ -208,10 +208,9 @@ def make_user(db_url: str) -> str:
 
 
 def start_cloud(
-    args: argparse.Namespace, broker: Mosquitto, workdir: Path
+    args: argparse.Namespace, broker: Mosquitto, workdir: Path, db_url: str
 ) -> tuple[subprocess.Popen[bytes], int, str]:
     """Import the site, make a viewer token, start ``python -m cloud run``."""
-    db_url = f"sqlite:///{workdir / 'bench.db'}"
     site_path = workdir / "site.yaml"
     site_file(site_path)
     py = sys.executable
@@ -284,7 +283,7 @@ async def run(
         "what": "smoke reading published (paho QoS1) -> alert event on /api/stream",
         "setup": {
             "broker": "mosquitto (local)",
-            "database": "SQLite WAL",
+            "database": "SQLite WAL" if args.db == "sqlite" else "PostgreSQL (local)",
             "cloud": "python -m cloud run (uvicorn, one process: ingest + rules + API)",
             "background": f"{LOAD_DEVICES} temperature devices, {LOAD_DEVICES} readings per "
             "message, QoS1, from another process",
@@ -310,11 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30, help="length of the loaded phase")
     p.add_argument("--every", type=float, default=0.2, help="seconds between probes")
     p.add_argument("--idle-probes", type=int, default=40)
+    p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     p.add_argument("--env", action="append", default=[], help="NAME=VALUE for the cloud")
     args = p.parse_args(argv)
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="linli-bench-") as tmp, Mosquitto() as broker:
-        cloud, port, token = start_cloud(args, broker, Path(tmp))
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="linli-bench-"))
+        broker = stack.enter_context(Mosquitto())
+        if args.db == "postgres":
+            server = stack.enter_context(Postgres())
+            db_url = server.create_database("linli_bench")
+        else:
+            db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        cloud, port, token = start_cloud(args, broker, Path(tmp), db_url)
         try:
             result = asyncio.run(run(args, broker, Path(tmp), cloud, port, token))
         finally:

@@ -142,3 +142,22 @@ def test_rules_health_metrics_and_openapi(make_cloud: Callable[..., Cloud]) -> N
     spec = cloud.client.get("/openapi.json").json()
     assert "/api/alerts/{alert_id}/ack" in spec["paths"]
     assert "/api/commands" in spec["paths"]
+
+
+def test_manual_escalation_climbs_a_tier_and_is_audited(make_cloud: Callable[..., Cloud]) -> None:
+    cloud = make_cloud(
+        escalation={"tiers": [{"after_s": 3600, "channels": ["app"], "label": "director"}]}
+    )
+    aid = _raise(cloud)
+    r = cloud.post(f"/api/alerts/{aid}/escalate", Role.GUARD, json={"note": "no answer"})
+    assert r.status_code == 200 and r.json()["escalation_tier"] == 1
+    events = cloud.get(f"/api/alerts/{aid}/timeline")
+    escalated = [e for e in events if e["kind"] == "escalated"]
+    assert [(e["actor"], e["note"], e["detail"]["label"]) for e in escalated] == [
+        ("guard1", "no answer", "director")
+    ]
+    with cloud.services.sessions() as db:
+        assert [e.actor for e in audit.entries(db, action="alert.escalate")] == ["guard1"]
+    assert cloud.post(f"/api/alerts/{aid}/ack").status_code == 200
+    assert cloud.post(f"/api/alerts/{aid}/resolve").status_code == 200
+    assert cloud.post(f"/api/alerts/{aid}/escalate").status_code == 409
