@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts import service as alerts
@@ -145,7 +146,10 @@ class Notifier(LoopBound):
         elif isinstance(channel, EmailChannel):
             await send_email(job.channel, channel, job.notice)
         elif isinstance(channel, InAppChannel):
-            await asyncio.to_thread(self._store_inapp, channel, job.notice)
+            try:
+                await asyncio.to_thread(self._store_inapp, channel, job.notice)
+            except SQLAlchemyError as exc:
+                raise DeliveryError(job.channel, f"database: {exc}") from exc
             self.hub.publish(
                 {
                     "type": "notification",
@@ -195,3 +199,5 @@ class Notifier(LoopBound):
             await asyncio.to_thread(write)
         except alerts.AlertNotFound:
             log.warning("alert %s vanished before its notification was recorded", alert_id)
+        except SQLAlchemyError as exc:
+            log.error("delivery of %s for alert %s not recorded: %s", job.channel, alert_id, exc)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.commands import service as commands
@@ -147,7 +148,12 @@ class RulesRunner:
                 actions.extend(self._evaluate(stored))
             self.last_batch_at = datetime.now(UTC)
             if acks:
-                await asyncio.to_thread(self._apply_acks, acks)
+                try:
+                    await asyncio.to_thread(self._apply_acks, acks)
+                except SQLAlchemyError as exc:
+                    # The acks stay stored by ingest; only their match to commands is missed.
+                    self.counts["ack_errors"] += len(acks)
+                    log.error("could not record %d command acks: %s", len(acks), exc)
             if actions:
                 await self.effects.submit(actions)
 
