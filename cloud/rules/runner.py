@@ -9,9 +9,7 @@ site, so the unit of sharding is the *site*: process ``i`` of ``n`` evaluates th
 ``shard_of(site, n) == i`` (a stable CRC-32, the same in every process and release) and ignores
 the rest. Give each ingest process the sites of its shard (``IngestConfig.sites``) — then each
 site's stream reaches exactly one runner. MQTT 5 shared subscriptions split one stream between
-processes message by message, which would split a site's state; use them only with
-``shard_count == 1`` behind a single rules process, or for storage-only ingest processes
-(``LINLI_RULES_ENABLED=false``).
+processes message by message, which would split a site's state: do not put a runner behind one.
 """
 
 from __future__ import annotations
