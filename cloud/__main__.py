@@ -106,15 +106,16 @@ def _import_site(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["create-admin"]:  # the accounts area owns its options
+        from cloud.auth.service import create_admin_cli
+
+        return create_admin_cli(argv[1:])
+    args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        if args.command == "create-admin":
-            from cloud.auth.service import create_admin_cli
-
-            return create_admin_cli(args.rest)
         if args.command == "run":
             return _run(args)
         if args.command == "migrate":

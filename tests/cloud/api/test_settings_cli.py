@@ -10,6 +10,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from cloud.__main__ import main
+from cloud.auth import service as accounts
 from cloud.db import make_engine
 from cloud.registry.tables import Device
 from cloud.settings import Settings
@@ -61,3 +62,17 @@ def test_cli_migrate_and_import_site(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "gateways.0.devices.0.kind" in err
     engine.dispose()
+
+
+def test_cli_create_admin_delegates_to_accounts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'admin.db'}"
+    assert main(["create-admin", "--db", url, "--generate", "root"]) == 0
+    assert "root" in capsys.readouterr().out
+    engine = make_engine(url)
+    with Session(engine) as db:
+        user = accounts.get_user(db, "root")
+        assert user is not None and user.role == "admin"
+    engine.dispose()
+    assert main(["create-admin", "--db", url, "--generate", "root"]) == 1  # exists already
