@@ -56,6 +56,7 @@ class Gate:
         unknown_interval_s: float = 30.0,
         held_open_s: float = 30.0,
         repeat_s: float = 10.0,
+        count_passages: bool = False,
     ) -> None:
         if door not in policy.doors:
             raise ValueError(f"door {door!r} is not in the policy")
@@ -72,6 +73,7 @@ class Gate:
         self.alarms = DoorAlarms(door, held_open_s=held_open_s)
         self._pending_face: tuple[Sighting, datetime] | None = None
         self.repeat_s = repeat_s
+        self.count_passages = count_passages
         self._recent: dict[tuple[str | None, str], datetime] = {}
         self.repeats_suppressed = 0
         self._lock = threading.Lock()
@@ -95,6 +97,13 @@ class Gate:
             events: list[AccessEvent] = []
             for sighting in self.pipeline.process(rgb, at, threshold):
                 events += self._on_sighting(sighting, at)
+            opened_at = self.alarms.opened_at
+            if self.count_passages and self.alarms.is_open and opened_at is not None:
+                # A camera facing the doorway: a face seen while the door was open and then
+                # gone has passed through (a heuristic; a beam sensor calls passed() instead).
+                gone = sum(1 for t in self.pipeline.departed if t.last_seen >= opened_at)
+                if gone:
+                    events += self._alarm_events(self.alarms.passed(gone, at))
             events += self._alarm_events(self.alarms.tick(at))
             return self._emit(events)
 

@@ -114,6 +114,8 @@ class Pipeline:
         self._waited: Counter[int] = Counter()
         self._waiting: set[int] = set()
         self._since_full = 0
+        self.departed: list[Track] = []
+        """Tracks that ended on the last frame (people who left the view)."""
 
     def set_gallery(self, gallery: Gallery) -> None:
         """Swap the gallery (atomic reference swap); running votes restart on the new one."""
@@ -169,7 +171,7 @@ class Pipeline:
         """One frame in; the sightings decided on this frame out (usually none)."""
         cfg = self.config
         self.stats.frames += 1
-        self.tracker.expire(at)
+        self.departed = self.tracker.expire(at)
         for gone in set(self._last_frames) - set(self.tracker.tracks):
             self._last_frames.pop(gone, None)
             self._waited.pop(gone, None)

@@ -45,6 +45,11 @@ class GateSettings(BaseModel):
     unknown_interval_s: float = Field(30.0, gt=0, description="One unknown-face event per …")
     held_open_s: float = Field(30.0, gt=0, description="Door open longer than this: alarm")
     repeat_s: float = Field(10.0, ge=0, description="Same face outcome again within: ignored")
+    count_passages: bool = Field(
+        False,
+        description="Count faces that leave the view while the door is open as people passing "
+        "(tailgating); for a camera facing the doorway without a beam sensor",
+    )
 
     @model_validator(mode="after")
     def _door_in_policy(self) -> GateSettings:
@@ -85,6 +90,7 @@ def build_services(
                 unknown_interval_s=settings.unknown_interval_s,
                 held_open_s=settings.held_open_s,
                 repeat_s=settings.repeat_s,
+                count_passages=settings.count_passages,
             )
         )
 

@@ -178,3 +178,37 @@ def test_track_guided_detection_and_full_passes(
     pipeline.process(both, T0 + timedelta(seconds=0.2))
     pipeline.process(both, T0 + timedelta(seconds=0.3))  # third frame: a full pass
     assert len(pipeline.tracker.tracks) == 2
+
+
+def test_camera_counts_passages_for_tailgating(
+    engine: FaceEngine, bundle: Bundle, faces_data: Path
+) -> None:
+    from edge.gate.policy import Credential
+
+    face = letterbox(load_rgb(faces_data / "probe" / "obama.jpg"), 480, 480)
+    two = np.zeros((480, 960, 3), np.uint8)
+    two[:, :480] = face
+    two[:, 480:] = face
+    empty = np.zeros_like(two)
+    policy = PolicyConfig(
+        doors={"main": DoorConfig(door="main")},
+        people={"alice": PersonConfig(person_id="alice", credentials={"card": "C1"})},
+    )
+    events: list[AccessEvent] = []
+    gate = Gate(
+        door="main",
+        camera="cam1",
+        pipeline=Pipeline(engine, bundle.gallery(), PipelineConfig(motion_gating=False)),
+        policy=policy,
+        sink=events.append,
+        count_passages=True,
+    )
+    gate.credential(Credential(kind="card", value="C1"), T0)  # one grant …
+    gate.contact(True, T0 + timedelta(seconds=1))
+    for i in range(3):  # … two people in the doorway …
+        gate.frame(two, T0 + timedelta(seconds=1.2 + i * 0.1))
+    assert len(gate.pipeline.tracker.tracks) == 2
+    alarms = gate.frame(empty, T0 + timedelta(seconds=4))  # … and both gone through
+    assert [e.kind for e in alarms] == [AccessKind.TAILGATING]
+    assert alarms[0].attrs == {"people": 2.0, "grants": 1.0}
+    assert AccessKind.FORCED_OPEN not in [e.kind for e in events]
