@@ -218,6 +218,11 @@ def test_manager_sees_alert_live_acknowledges_resolves_and_finds_the_audit_entry
     expect(card).to_contain_text("烟感报警")
     assert page.evaluate("window.linliBeeps || 0") >= 1  # the critical alert sounded
     expect(page.locator(".kpi.critical .value")).to_have_text("1")
+    expect(page.locator("#bell-count")).to_have_text("1")  # the in-app notification, live
+    page.click("#bell")
+    expect(page.locator("#notes .note.unseen")).to_contain_text("烟感报警")
+    expect(page.locator("#bell-count")).to_have_count(0)  # opened: seen
+    page.click("#bell")
 
     card.click()
     expect(page.locator("#detail-status")).to_have_attribute("data-status", "open")

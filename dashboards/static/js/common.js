@@ -102,6 +102,12 @@ const Linli = (() => {
     await loadCatalog(chosenLocale(fallback));
     applyI18n();
     renderHeader();
+    if (state.me) {
+      await loadNotes();
+      stream((event) => {
+        if (event.type === "notification") loadNotes();
+      });
+    }
     return state.me;
   }
 
@@ -139,22 +145,78 @@ const Linli = (() => {
     const bar = document.getElementById("userbar");
     if (!bar) return;
     bar.replaceChildren(
+      state.me ? bell() : null,
       state.me ? el("span", { class: "who", id: "who" }, state.me.display_name + " · " + t("role." + state.me.role)) : null,
-      el("span", { class: "conn", id: "conn" }, ""),
+      el("span", { class: "conn" + (connected === null ? "" : connected ? " up" : " down"), id: "conn" }, connected === null ? "" : connected ? "● " + t("common.live") : "○ " + t("common.offline")),
       el("button", { class: "btn ghost", id: "lang", onclick: toggleLocale }, t("common.language")),
       state.me ? el("button", { class: "btn ghost", id: "logout", onclick: logout }, t("common.logout")) : null,
     );
   }
 
+  /* In-app notifications for my role: a bell with the unseen count and a drop-down list. */
+  const notes = { items: [], seen: Number(localStorage.getItem("linli.notes.seen") || 0) };
+  function bell() {
+    const count = notes.items.filter((n) => n.id > notes.seen).length;
+    return el(
+      "span",
+      { class: "bell-wrap" },
+      el("button", { class: "btn ghost bell", id: "bell", title: t("notes.title"), onclick: toggleNotes }, "🔔", count ? el("span", { class: "bell-count", id: "bell-count" }, String(count)) : null),
+      el(
+        "div",
+        { class: "notes panel hidden", id: "notes" },
+        notes.items.length === 0
+          ? el("p", { class: "muted" }, t("notes.empty"))
+          : notes.items.slice(0, 20).map((n) =>
+              el(
+                "div",
+                { class: "note" + (n.id > notes.seen ? " unseen" : ""), dataset: { note: n.id } },
+                el("span", { class: "badge sev-" + n.severity }, t("severity." + n.severity)),
+                " ",
+                state.locale === "en" ? n.title_en : n.title_zh,
+                el("div", { class: "muted" }, formatTime(n.ts) + " · " + tOr("notes.reason." + n.reason, n.reason)),
+              ),
+            ),
+      ),
+    );
+  }
+  function toggleNotes() {
+    const box = document.getElementById("notes");
+    const opening = box.classList.contains("hidden");
+    if (opening && notes.items.length) {
+      notes.seen = Math.max(notes.seen, ...notes.items.map((n) => n.id));
+      localStorage.setItem("linli.notes.seen", String(notes.seen));
+      const badge = document.getElementById("bell-count");
+      if (badge) badge.remove();
+    }
+    box.classList.toggle("hidden");
+  }
+  async function loadNotes() {
+    try {
+      notes.items = await api("/api/notifications?limit=20");
+    } catch (error) {
+      console.warn("notifications", error);
+      return;
+    }
+    renderHeader();
+  }
+
+  let connected = null;
   function setConnected(ok) {
+    connected = ok;
     const node = document.getElementById("conn");
     if (!node) return;
     node.textContent = ok ? "● " + t("common.live") : "○ " + t("common.offline");
     node.className = "conn " + (ok ? "up" : "down");
   }
 
-  /* The live stream: calls handler(event) for each JSON message; reconnects with backoff. */
+  /* The live stream: calls every handler(event) for each JSON message; one connection per page,
+     reconnected with backoff. */
+  const handlers = [];
+  let streaming = false;
   function stream(handler) {
+    handlers.push(handler);
+    if (streaming) return;
+    streaming = true;
     let delay = 500;
     function connect() {
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -164,10 +226,19 @@ const Linli = (() => {
         setConnected(true);
       };
       socket.onmessage = (message) => {
+        let event;
         try {
-          handler(JSON.parse(message.data));
+          event = JSON.parse(message.data);
         } catch (error) {
           console.error("stream message", error);
+          return;
+        }
+        for (const fn of handlers) {
+          try {
+            fn(event);
+          } catch (error) {
+            console.error("stream handler", error);
+          }
         }
       };
       socket.onclose = () => {
