@@ -91,7 +91,8 @@ def make_bundle(store: GalleryStore, version: int, at: datetime) -> bytes:
     grouped: dict[str, tuple[str | None, list[Vector]]] = {}
     for enc in store.encodings():
         grouped.setdefault(enc.person_id, (names.get(enc.person_id), []))[1].append(enc.vector)
-    return bundles.build(version, at, grouped, store.erased()).to_bytes()
+    erased = [pid for pid in store.erased() if pid not in grouped]  # re-enrolled since: present
+    return bundles.build(version, at, grouped, erased).to_bytes()
 
 
 def _iso(value: datetime) -> str:

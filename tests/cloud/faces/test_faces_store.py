@@ -84,6 +84,9 @@ def test_erasure_reaches_the_next_version(store: GalleryStore) -> None:
     assert after.erased == ("bob",)
     assert after.gallery().match(vec(2)).person_id is None
     assert store.consent("bob") is None and "bob" not in store.people()
+    add(store, "bob", 5)  # re-enrolled later (with new consent): present, no longer "erased"
+    v3 = bundles.parse(store.bundle(store.publish(T0 + timedelta(days=1)).version))
+    assert v3.erased == () and "bob" in v3.gallery().people
 
 
 def test_consent_recorded(store: GalleryStore) -> None:
