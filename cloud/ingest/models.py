@@ -14,8 +14,11 @@ class StoredMessage:
     """One decoded uplink message, already committed to the database.
 
     ``duplicate``: the msg_id was stored before (a redelivery or replay); its rows were not
-    written again and consumers should normally skip it. ``pending``: the gateway or a device
-    in it is not approved in the registry (stored but flagged; rules should not act on it).
+    written again and consumers should normally skip it. ``pending``: the gateway is not
+    approved, or every device the message speaks for is not (stored but flagged; rules should
+    not act on it). ``pending_devices``: the devices in it that are not approved (their
+    readings are flagged; :meth:`cloud.registry.Registry.lookup` returns None for them, so
+    rules skip them even in a message that is not pending as a whole).
     Gateway births and wills arrive here too (``message`` is a :class:`GatewayState`).
     """
 
@@ -23,6 +26,7 @@ class StoredMessage:
     message: UplinkMessage
     duplicate: bool = False
     pending: bool = False
+    pending_devices: frozenset[str] = frozenset()
 
     @property
     def site(self) -> str:

@@ -102,6 +102,7 @@ class _Decoded:
     duplicate: bool = False
     pending: bool = False
     flagged: frozenset[str] = frozenset()  # pending devices (and gateway) of this message
+    pending_devices: frozenset[str] = frozenset()
 
 
 class BatchWriter:
@@ -143,7 +144,13 @@ class BatchWriter:
                 session.execute(insert(DeadLetter), dead)
         for item in items:
             result.stored.append(
-                StoredMessage(item.decoded.topic, _uplink(item), item.duplicate, item.pending)
+                StoredMessage(
+                    item.decoded.topic,
+                    _uplink(item),
+                    item.duplicate,
+                    item.pending,
+                    item.pending_devices,
+                )
             )
             result.duplicates += item.duplicate
         return result
@@ -179,7 +186,7 @@ class BatchWriter:
     def _admit(self, session: Session, items: list[_Decoded], now: datetime) -> None:
         """Register what sent data; mark items whose gateway or devices are not approved."""
         for item in items:
-            item.pending, item.flagged = False, frozenset()
+            item.pending, item.flagged, item.pending_devices = False, frozenset(), frozenset()
         per_gateway: dict[tuple[str, str], dict[str, tuple[set[str], datetime]]] = {}
         for item in items:
             if item.duplicate or isinstance(item.decoded.message, GatewayState):
@@ -204,9 +211,9 @@ class BatchWriter:
             flags = frozen_flags.get((t.site, t.gateway))
             if flags:
                 item.flagged = flags
-                item.pending = t.gateway in flags or any(
-                    d in flags for d, _, _ in _device_refs(item.decoded.message)
-                )
+                refs = {d for d, _, _ in _device_refs(item.decoded.message)}
+                item.pending_devices = frozenset(refs & flags)
+                item.pending = t.gateway in flags or bool(refs and refs <= flags)
 
     def _insert(
         self, session: Session, items: list[_Decoded], now: datetime, result: BatchResult

@@ -148,7 +148,11 @@ class Registry:
             touches: list[dict[str, object]] = []
             for device, (metrics, ts) in devices.items():
                 entry = self._devices.get((site, device))
-                if entry is None:
+                if entry is None and device == gateway:
+                    # The gateway's own health readings: a device of kind gateway that
+                    # follows the gateway's approval.
+                    entry = self._add_self(session, site, gateway, ts, gw_approval)
+                elif entry is None:
                     entry = self._add_device(session, site, gateway, device, metrics, ts, auto)
                 elif entry.last_seen is None or ts - entry.last_seen >= TOUCH_EVERY:
                     touches.append({"site": site, "id": device, "last_seen": ts})
@@ -198,6 +202,25 @@ class Registry:
         entry = _DeviceEntry(approval, location, ts)
         self._devices[(site, device)] = entry
         log.info("new device %s/%s (via %s) held as %s", site, device, gateway, approval)
+        return entry
+
+    def _add_self(
+        self, session: Session, site: str, gateway: str, ts: datetime, approval: Approval
+    ) -> _DeviceEntry:
+        kind = DeviceKind.GATEWAY
+        session.add(
+            Device(
+                site=site,
+                id=gateway,
+                gateway=gateway,
+                kind=kind.value,
+                approval=approval.value,
+                first_seen=ts,
+                last_seen=ts,
+            )
+        )
+        entry = _DeviceEntry(approval, DeviceLocation(kind, None, None), ts)
+        self._devices[(site, gateway)] = entry
         return entry
 
     def gateway_state(
@@ -254,9 +277,15 @@ class Registry:
         if row is None:
             raise RegistryError(f"gateway {site}/{gateway} is not registered")
         row.approval = approval.value
+        own = session.get(Device, (site, gateway))  # its own health readings follow it
+        if own is not None:
+            own.approval = approval.value
+            own.kind = own.kind or DeviceKind.GATEWAY.value
         session.flush()
         with self._lock:
             self._gateways[(site, gateway)] = approval
+            if own is not None:
+                self._devices[(site, gateway)] = _entry(own)
 
     def pending(
         self, session: Session, site: str | None = None
@@ -288,13 +317,12 @@ class Registry:
         approved = Approval.APPROVED.value
         for g in sitefile.gateways:
             gw = session.get(Gateway, (sid, g.id)) or Gateway(site=sid, id=g.id)
-            gw.name, gw.building, gw.approval, gw.attrs = (
-                g.name,
-                g.building,
-                approved,
-                dict(g.attrs),
-            )
+            gw.name, gw.building, gw.approval = g.name, g.building, approved
+            gw.attrs = dict(g.attrs)
             session.add(gw)
+            own = session.get(Device, (sid, g.id))  # its health readings, if seen already
+            if own is not None:
+                own.approval, own.kind = approved, own.kind or DeviceKind.GATEWAY.value
             for d in g.devices:
                 dev = session.get(Device, (sid, d.id)) or Device(site=sid, id=d.id)
                 dev.gateway, dev.kind, dev.name = g.id, d.kind.value, d.name

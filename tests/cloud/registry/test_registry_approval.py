@@ -95,8 +95,11 @@ def test_unknown_device_stored_flagged_then_approved(engine: Engine, site: str) 
     writer = BatchWriter(engine, registry)
     first = writer.write(deliver(site, "gw1", telemetry(0, smoke_1=0, temp_9=21.5)))
     [stored] = first.stored
-    assert stored.pending  # temp-9 is unknown
+    # Evaluated for smoke-1; temp-9 is unknown: flagged, and lookup hides it from the rules.
+    assert (stored.pending, stored.pending_devices) == (False, frozenset({"temp-9"}))
     assert registry.lookup(site, "temp-9") is None
+    [alone] = writer.write(deliver(site, "gw1", telemetry(5, temp_9=20.0))).stored
+    assert alone.pending  # nothing approved in it
     with Session(engine) as s:
         flags = {r.device: r.pending for r in s.scalars(select(Reading))}
         assert flags == {"smoke-1": False, "temp-9": True}  # stored, never lost, but flagged
@@ -109,6 +112,27 @@ def test_unknown_device_stored_flagged_then_approved(engine: Engine, site: str) 
         registry.set_device_approval(s, site, "temp-9", Approval.APPROVED, DeviceKind.TEMPERATURE)
     assert registry.lookup(site, "temp-9") == DeviceLocation(DeviceKind.TEMPERATURE, None, None)
     [later] = writer.write(deliver(site, "gw1", telemetry(1, temp_9=22.0))).stored
+    assert (later.pending, later.pending_devices) == (False, frozenset())
+
+
+def test_gateway_health_readings_follow_the_gateway(engine: Engine, site: str) -> None:
+    registry = Registry(engine)
+    writer = BatchWriter(engine, registry)
+    health = Telemetry(
+        msg_id=new_id(),
+        boot_id=BOOT,
+        seq=0,
+        ts=T0,
+        readings=(WireReading(device="gw1", metric="outbox_depth", value=0, ts=T0),),
+    )
+    [first] = writer.write(deliver(site, "gw1", health)).stored
+    assert first.pending and registry.lookup(site, "gw1") is None
+    with Session(engine) as s, s.begin():
+        registry.import_site(s, site_file(site))  # declares gw1: approves it and its readings
+    assert registry.lookup(site, "gw1") == DeviceLocation(DeviceKind.GATEWAY, None, None)
+    [later] = writer.write(
+        deliver(site, "gw1", health.model_copy(update={"msg_id": new_id()}))
+    ).stored
     assert not later.pending
 
 
