@@ -13,7 +13,7 @@ from simulators.runner import RunOptions, ScenarioRun
 from simulators.scenario import library, load_scenario
 from tests.simulators.conftest import InProcessCloud, in_process_cloud
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 # The default pack's living-alone rule selects PIRs tagged living_alone; the registry's lookup
