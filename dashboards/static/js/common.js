@@ -153,6 +153,24 @@ const Linli = (() => {
     );
   }
 
+  /* Small inline SVG icons (no icon font or emoji font needed on kiosks). */
+  function icon(name) {
+    const paths = {
+      bell: "M12 2a6 6 0 0 0-6 6v3.6L4.3 15A1 1 0 0 0 5.2 16.5h13.6a1 1 0 0 0 .9-1.5L18 11.6V8a6 6 0 0 0-6-6zm0 20a3 3 0 0 0 3-3H9a3 3 0 0 0 3 3z",
+      person: "M12 12a5 5 0 1 0 0-10 5 5 0 0 0 0 10zm0 2c-4.4 0-8 2.2-8 5v3h16v-3c0-2.8-3.6-5-8-5z",
+    };
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("class", "icon icon-" + name);
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", paths[name]);
+    path.setAttribute("fill", "currentColor");
+    svg.append(path);
+    return svg;
+  }
+
   /* In-app notifications for my role: a bell with the unseen count and a drop-down list. */
   const notes = { items: [], seen: Number(localStorage.getItem("linli.notes.seen") || 0) };
   function bell() {
@@ -160,7 +178,7 @@ const Linli = (() => {
     return el(
       "span",
       { class: "bell-wrap" },
-      el("button", { class: "btn ghost bell", id: "bell", title: t("notes.title"), onclick: toggleNotes }, "🔔", count ? el("span", { class: "bell-count", id: "bell-count" }, String(count)) : null),
+      el("button", { class: "btn ghost bell", id: "bell", title: t("notes.title"), onclick: toggleNotes }, icon("bell"), count ? el("span", { class: "bell-count", id: "bell-count" }, String(count)) : null),
       el(
         "div",
         { class: "notes panel hidden", id: "notes" },
@@ -266,5 +284,5 @@ const Linli = (() => {
     return t("common.error") + ": " + (error && error.message ? error.message : String(error));
   }
 
-  return { state, t, tOr, applyI18n, formatTime, formatDuration, api, init, el, stream, toast, errorText, ApiError };
+  return { state, t, tOr, applyI18n, formatTime, formatDuration, api, init, el, icon, stream, toast, errorText, ApiError };
 })();

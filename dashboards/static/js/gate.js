@@ -57,7 +57,7 @@
     return el(
       "div",
       { class: "access", dataset: { decision, kind: e.kind, msgId: e.msg_id || "" } },
-      e.thumbnail_jpeg_b64 ? el("img", { src: "data:image/jpeg;base64," + e.thumbnail_jpeg_b64, alt: name }) : el("div", { class: "noimg" }, "👤"),
+      e.thumbnail_jpeg_b64 ? el("img", { src: "data:image/jpeg;base64," + e.thumbnail_jpeg_b64, alt: name }) : el("div", { class: "noimg" }, Linli.icon("person")),
       el(
         "div",
         {},
