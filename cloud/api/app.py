@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -169,8 +170,9 @@ def _lookup(registry: Registry) -> Lookup:
 _background: set[asyncio.Task[None]] = set()
 
 
-def _spawn(coro: object) -> None:
-    task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+def _spawn(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a short job beside the loops, keeping a reference until it is done."""
+    task = asyncio.get_running_loop().create_task(coro)
     _background.add(task)
     task.add_done_callback(_background.discard)
 
