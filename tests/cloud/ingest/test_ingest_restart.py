@@ -133,3 +133,28 @@ async def test_cancelled_without_ack_then_restarted_gets_the_rest(
         await until(lambda: second.buffer.nbytes == 0 and len(second.buffer) == 0)
     assert count(engine, StoredEnvelope.id) == 400
     assert count(engine, Reading.id) == 1600
+
+
+@pytest.mark.anyio
+async def test_broker_restart_mid_stream_loses_nothing(
+    engine: Engine, own_mosquitto: Mosquitto, site: str
+) -> None:
+    gw = Gateway(site)
+    cfg = config(own_mosquitto, site, batch_size=20).model_copy(update={"reconnect_max_s": 2})
+
+    async def slow(batch: Sequence[StoredMessage]) -> None:
+        await asyncio.sleep(0.2)  # keeps most of the first 100 waiting in the broker
+
+    ingest = Ingest(cfg, engine, Registry(engine), on_stored=slow)
+    async with running(ingest):
+        publisher = Publisher(own_mosquitto.port)
+        publisher.send([gw.frame(gw.telemetry(readings=3)) for _ in range(100)])
+        publisher.close()
+        await asyncio.to_thread(own_mosquitto.restart)
+        assert count(engine, StoredEnvelope.id) < 100, "the restart must land mid-stream"
+        publisher = Publisher(own_mosquitto.port)  # the gateway reconnects after the restart
+        publisher.send([gw.frame(gw.telemetry(readings=3)) for _ in range(100)])
+        publisher.close()
+        await until(lambda: count(engine, StoredEnvelope.id) == 200)
+        assert ingest.receiver is not None and ingest.receiver.connects >= 2
+    assert count(engine, Reading.id) == 600
