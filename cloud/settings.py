@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     ingest_enabled: bool = Field(True, description="Run MQTT ingest in this process")
+    ingest_sites: tuple[str, ...] | None = Field(
+        None, description="Only these sites (a rules shard's sites); None: every site"
+    )
+    ingest_batch_size: int = Field(500, ge=1, le=50_000, description="Messages per transaction")
+    ingest_linger_s: float = Field(0.05, ge=0, le=10, description="Wait for a batch to fill")
+    ingest_queue_bound: int = Field(2000, ge=1, description="Received, not yet stored, at most")
     rules_enabled: bool = Field(True, description="Run the rules runner in this process")
     rule_files: tuple[Path, ...] = Field((), description="Rule packs loaded beside the default")
     default_pack: bool = Field(True, description="Load the shipped residential rule pack")

@@ -233,3 +233,24 @@ def test_gateway_birth_gets_its_edge_rules_retained_on_config(
     ids = {r["id"] for r in configs[0].rules}
     assert "edge-smoke-local" in ids and "confirmed-fire" not in ids
     assert configs[0].version >= 1
+
+
+def test_a_cloud_process_for_some_sites_reads_only_their_topics(
+    make_cloud: Callable[..., Cloud], mosquitto: Mosquitto, site: str
+) -> None:
+    other = f"{site}x"
+    cloud = make_cloud(mqtt=True, ingest_sites=[site])
+    cloud.import_site(demo_site(site))
+    cloud.import_site(demo_site(other))
+    theirs, ours = Gateway(mosquitto.port, other), Gateway(mosquitto.port, site)
+    try:
+        now = datetime.now(UTC)
+        theirs.send(telemetry(theirs, now, ("smoke-1", "smoke", True)))
+        ours.send(telemetry(ours, now, ("smoke-1", "smoke", True)))
+        cloud.wait_for(lambda: alerts_of(cloud, site))
+    finally:
+        theirs.close()
+        ours.close()
+    assert alerts_of(cloud, other) == []
+    ingest = cloud.services.ingest
+    assert ingest is not None and ingest.stats.stored == 1
