@@ -47,7 +47,7 @@ class Postgres:
     def start(self) -> None:
         if os.geteuid() == 0:
             self.log.touch()
-            self.data.mkdir()
+            self.data.mkdir(exist_ok=True)
             if not chown_for("postgres", self.dir, self.data, self.log):
                 raise ServiceError("running as root but there is no 'postgres' user")
             self._as_postgres = True
