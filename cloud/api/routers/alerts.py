@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from cloud.alerts import service
 from cloud.alerts.states import IllegalTransition, Severity, Status, Transition
@@ -18,6 +19,7 @@ from cloud.alerts.views import AlertEventOut, AlertOut, live_event
 from cloud.api.services import Svc
 from cloud.auth import audit
 from cloud.auth.deps import STAFF, DbSession, Principal, Role, require_roles
+from cloud.storage.tables import Reading
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -157,6 +159,42 @@ def get_alert(alert_id: int, who: Reader, db: DbSession) -> AlertDetail:
 def get_timeline(alert_id: int, who: Reader, db: DbSession) -> list[AlertEventOut]:
     _get(db, alert_id)
     return service.timeline(db, alert_id)
+
+
+class EvidenceOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    recorded: list[dict[str, Any]] = Field(description="Kept with the alert when it was raised")
+    around: list[dict[str, Any]] = Field(
+        description="Stored readings of the trigger devices from a minute before to a minute after"
+    )
+
+
+@router.get("/{alert_id}/evidence", summary="Evidence, and the readings around the trigger")
+def get_evidence(
+    alert_id: int,
+    who: Reader,
+    db: DbSession,
+    window_s: Annotated[float, Query(gt=0, le=3600)] = 60,
+) -> EvidenceOut:
+    alert = _get(db, alert_id)
+    devices = {
+        str(e["device"]) for e in alert.evidence if e.get("role") == "trigger" and "device" in e
+    } or ({alert.device} if alert.device else set())
+    window = timedelta(seconds=window_s)
+    rows = db.execute(
+        select(Reading.device, Reading.metric, Reading.value, Reading.ts)
+        .where(
+            Reading.site == alert.site,
+            Reading.device.in_(sorted(devices)),
+            Reading.ts >= alert.first_seen - window,
+            Reading.ts <= alert.first_seen + window,
+        )
+        .order_by(Reading.ts)
+        .limit(1000)
+    ).all()
+    around = [{"device": d, "metric": m, "value": v, "ts": ts.isoformat()} for d, m, v, ts in rows]
+    return EvidenceOut(recorded=alert.evidence, around=around)
 
 
 def _act(

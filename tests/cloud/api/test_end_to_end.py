@@ -73,6 +73,11 @@ def test_smoke_reading_becomes_an_alert_at_the_api_and_on_the_stream(
     assert (alert["subject"], alert["severity"], alert["status"]) == ("smoke-1", "critical", "open")
     assert alert["gateway"] == "gw1" and alert["zone"] == "b1-f1"
     assert alert["evidence"][0]["device"] == "smoke-1" and alert["evidence"][0]["role"] == "trigger"
+    gateway.send(telemetry(gateway, datetime.now(UTC), ("smoke-1", "smoke", False)))
+    evidence = cloud.wait_for(
+        lambda: len(ev := cloud.get(f"/api/alerts/{alert['id']}/evidence")["around"]) == 2 and ev
+    )
+    assert [r["value"] for r in evidence] == [1.0, 0.0]  # the trigger and the reading after it
     assert event["type"] == "alert" and event["alert"]["id"] == alert["id"]
 
 
