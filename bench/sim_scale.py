@@ -81,11 +81,15 @@ def _model_baseline(devices: int, seconds: float = 2.0) -> float:
     return reads / (time.perf_counter() - start)
 
 
-async def _run(port: int, devices: int, seconds: float, state: Path) -> dict[str, object]:
+async def _run(
+    port: int, devices: int, seconds: float, state: Path, cap: float | None
+) -> dict[str, object]:
     sitefile = scale_site(devices, site="scale")
     configs = site_configs(
         sitefile,
-        SiteOptions(port=port, state_dir=state, report_period=300.0, deadband=0.2),
+        SiteOptions(
+            port=port, state_dir=state, report_period=300.0, deadband=0.2, max_interval=cap
+        ),
     )
     nominal = sum(len(d.devices) / d.interval for c in configs for d in c.drivers)
     proc = psutil.Process()
@@ -122,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.sim_scale", description=__doc__.split("\n\n")[0])
     p.add_argument("--devices", type=int, default=10_000)
     p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument(
+        "--interval-cap", type=float, help="read every device at least this often (s): stress"
+    )
     p.add_argument("--subscriber", nargs=3, metavar=("PORT", "SITE", "SECONDS"), help="internal")
     args = p.parse_args(argv)
     if args.subscriber:
@@ -140,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             assert sub.stdout is not None
             sub.stdout.readline()  # "ready"
             t_start = time.monotonic()
-            figures = asyncio.run(_run(broker.port, args.devices, args.seconds, Path(tmp)))
+            figures = asyncio.run(
+                _run(broker.port, args.devices, args.seconds, Path(tmp), args.interval_cap)
+            )
             received_window = time.monotonic() - t_start
             out, _ = sub.communicate("stop\n", timeout=30)
         finally:
@@ -151,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = json.loads(lines[-1]) if lines else None
     result: dict[str, object] = {
         "bench": "sim_scale",
+        "interval_cap_s": args.interval_cap,
         **figures,
         "subscriber": counts,
         "note": "subscriber counts cover connect + run + shutdown; rates below use the run time",

@@ -6,6 +6,7 @@ registry), so what the simulator runs is exactly what the cloud imports.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -187,7 +188,7 @@ def scale_site(devices: int, site: str = "scale", per_gateway: int = 500) -> Sit
     units = 4
     per_unit = max(0, (per_gateway // floors - per_floor_base - 1) // units)
     per_building = floors * (per_floor_base + units * per_unit) + 7
-    buildings = max(1, round(devices / per_building))
+    buildings = max(1, math.ceil(devices / (per_building - 1)))  # - 1: the gateway itself
     return generate(
         site,
         buildings=buildings,
