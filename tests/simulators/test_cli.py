@@ -56,3 +56,14 @@ def test_run_without_check_prints_a_report(
     report = json.loads(capsys.readouterr().out)
     assert report["scenario"] == "s"
     assert "no cloud given: alerts were not checked" in report["notes"]
+
+
+def test_run_site_runs_every_gateway_for_the_duration(
+    mosquitto: Mosquitto, site: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run-site", str(SITES / "demo.yaml"), "--mqtt", f"127.0.0.1:{mosquitto.port}"]
+    assert main([*args, "--site", site, "--duration", "2s"]) == 0
+    started = json.loads(capsys.readouterr().out.splitlines()[0])
+    demo = SiteFile.model_validate(yaml.safe_load((SITES / "demo.yaml").read_text()))
+    simulated = [d for _, d in demo.devices if d.kind != "gateway"]  # gateways report themselves
+    assert started == {"site": site, "gateways": len(demo.gateways), "devices": len(simulated)}
