@@ -158,9 +158,9 @@ class EdgeAgent:
             from edge.rules import LocalRules  # imported only when used: pulls in protocols.rules
 
             self.rules = LocalRules(self, cfg.rules)
-            stored = self._outbox.get_kv(CONFIG_KEY)
-            if stored is not None:
-                self._apply_config(GatewayConfig.model_validate_json(stored), persist=False)
+        stored = self._outbox.get_kv(CONFIG_KEY)
+        if stored is not None:  # the last config the cloud sent: valid offline too
+            self._apply_config(GatewayConfig.model_validate_json(stored), persist=False)
         log.info(
             "edge agent %s/%s boot %s: %d driver(s), outbox %d message(s) pending",
             cfg.site,
@@ -202,19 +202,27 @@ class EdgeAgent:
         return tasks
 
     async def run(self) -> None:
-        """Run every supervised task until :meth:`stop`; then drain the outbox briefly."""
+        """Run every supervised task until :meth:`stop`.
+
+        Then: stop the producers (drivers, health, rules), give the outbox up to
+        ``outbox.drain_timeout`` to empty, say goodbye on ``state`` and cancel the rest.
+        """
         backoff = Backoff(self.config.restart.initial, self.config.restart.maximum)
         async with asyncio.TaskGroup() as tg:
-            running = []
+            running: dict[str, asyncio.Task[None]] = {}
             for name, factory in self._tasks().items():
                 stats = self.stats.setdefault(name, TaskStats())
-                running.append(tg.create_task(supervise(name, factory, backoff, stats), name=name))
+                running[name] = tg.create_task(supervise(name, factory, backoff, stats), name=name)
             await self._stop.wait()
+            producers = [t for n, t in running.items() if n not in ("uplink", "outbox", "inbox")]
+            for task in producers:
+                task.cancel()
+            await asyncio.gather(*producers, return_exceptions=True)
             if self.uplink.connected:
                 await self.sender.drain(self.config.outbox.drain_timeout)
             self.sender.flush_acks()
             await self.uplink.close()
-            for task in running:
+            for task in running.values():
                 task.cancel()
 
     # -- drivers → outbox -------------------------------------------------------------------
