@@ -1,10 +1,11 @@
-"""Chaos: 100,000 readings through a broker restart, two kill -9s and a PostgreSQL restart.
+"""Chaos: 100,000 readings through a broker restart, three kill -9s and a PostgreSQL restart.
 
 A real edge agent (subprocess) reads 100 counter devices (``tests/chaos/counter.py``) and sends
 one telemetry message of 100 readings per read; a real ingest (subprocess) stores them in a
-PostgreSQL server of this test's own. While the stream flows the test, in turn, restarts the
-broker, ``kill -9``s the agent (and starts a new boot), ``kill -9``s ingest (and starts it
-again with the same client id) and restarts PostgreSQL. Afterwards every reading is stored
+PostgreSQL server of this test's own. While the stream flows the test, in turn, stops the
+broker and ``kill -9``s the agent during that outage (a new boot starts while still offline),
+``kill -9``s the agent again with the broker up, ``kill -9``s ingest (and starts it again with
+the same client id) and restarts PostgreSQL. Afterwards every reading is stored
 exactly once, each boot's counter values are complete, each device's readings are in order by
 event time and by sequence number, and the gap report is empty.
 """
@@ -123,23 +124,31 @@ def test_stream_survives_broker_restart_kill9_and_postgres_restart(
         agent = boot(0)
         children.append(agent)
 
-        reach(10_000, "broker restart")
+        # The broker goes down; in the middle of the outage the agent is killed, so the
+        # messages made since are on its disk only, and a new boot starts while still offline.
+        reach(10_000, "broker restart, agent kill -9 in the outage")
         broker.stop()
+        time.sleep(2.0)
+        agent.kill9()
+        at_kill = [outbox_seqs(state / "edge.db", site)]
+        agent = boot(1)
+        children.append(agent)
         time.sleep(3.0)
         broker.start()
 
-        reach(25_000, "agent kill -9")
+        # kill -9 with the broker up: published, unacknowledged messages are sent again.
+        reach(30_000, "agent kill -9")
         agent.kill9()
-        at_kill = outbox_seqs(state / "edge.db", site)
-        agent = boot(1)
+        at_kill.append(outbox_seqs(state / "edge.db", site))
+        agent = boot(2)
         children.append(agent)
 
-        reach(45_000, "ingest kill -9")
+        reach(50_000, "ingest kill -9")
         ingest.kill9()
         time.sleep(2.0)
         ingest.start()
 
-        reach(65_000, "postgres restart")
+        reach(70_000, "postgres restart")
         chaos_pg.stop()
         time.sleep(3.0)
         chaos_pg.start()
@@ -165,7 +174,9 @@ def test_stream_survives_broker_restart_kill9_and_postgres_restart(
         engine.dispose()
 
 
-def check(engine: Engine, site: str, at_kill: dict[str, list[int]], marks: dict[str, int]) -> None:
+def check(
+    engine: Engine, site: str, at_kill: list[dict[str, list[int]]], marks: dict[str, int]
+) -> None:
     with Session(engine) as s:
         rows = s.execute(
             select(
@@ -202,20 +213,23 @@ def check(engine: Engine, site: str, at_kill: dict[str, list[int]], marks: dict[
     per_device: dict[tuple[str, int], list[int]] = defaultdict(list)
     for r in rows:
         per_device[(r.device, int(r.value) // BOOT_SPAN)].append(int(r.value))
-    assert {boot for _, boot in per_device} == {0, 1}, "expected the killed boot and the next"
+    assert {boot for _, boot in per_device} == {0, 1, 2}, "expected two killed boots and a third"
     assert len({d for d, _ in per_device}) == DEVICES
     for (device, boot), values in per_device.items():
         values.sort()
         base = boot * BOOT_SPAN
         assert values == list(range(base, base + len(values))), f"{device} boot {boot} has holes"
 
-    # The killed boot's messages that were only on disk at the kill were delivered later.
-    assert len(at_kill) <= 1
-    for boot_id, seqs in at_kill.items():
-        assert sessions[boot_id].max_seq >= max(seqs)
+    # What each killed boot left in its outbox (on disk only) was delivered by the next boot.
+    outage_left = sum(len(seqs) for seqs in at_kill[0].values())
+    assert outage_left >= 10, "the first kill landed in the outage, with messages on disk only"
+    for left in at_kill:
+        assert len(left) <= 1
+        for boot_id, seqs in left.items():
+            assert sessions[boot_id].max_seq >= max(seqs)
 
     # Every boot's sequence numbers are complete, and the gap report is empty.
-    assert len(sessions) == 2
+    assert len(sessions) == 3
     for boot_id, seqs in envelope_seqs.items():
         assert sorted(seqs) == list(range(max(seqs) + 1)), f"seq gap in boot {boot_id}"
         assert sessions[boot_id].max_seq == max(seqs)
