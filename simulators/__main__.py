@@ -152,7 +152,7 @@ def _validate(files: list[Path]) -> int:
     import yaml
 
     from simulators.scenario import load_scenario
-    from simulators.site import load_site
+    from simulators.site import check_references, load_site
 
     bad = 0
     for f in files:
@@ -165,7 +165,7 @@ def _validate(files: list[Path]) -> int:
                 load_site(f)
             else:
                 sc = load_scenario(f)
-                load_site(sc.resolve(sc.site))
+                check_references(sc, load_site(sc.resolve(sc.site)))
             print(f"{f}: ok")
         except SimulatorError as exc:
             bad += 1

@@ -27,7 +27,7 @@ from simulators.devices import Fault
 from simulators.errors import SimulatorError
 from simulators.gateways import SimSite
 from simulators.scenario import FaultKind, Scenario, Step
-from simulators.site import SiteOptions, load_site, site_configs
+from simulators.site import SiteOptions, check_references, load_site, site_configs
 from simulators.wire import plan, publish
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class ScenarioRun:
         self.on_tick = on_tick
         self.options = options
         self.sitefile = sitefile or load_site(scenario.resolve(scenario.site))
+        check_references(scenario, self.sitefile)
         self.site = options.site or self.sitefile.site
         self.cloud = cloud
         self.seen = _Seen()

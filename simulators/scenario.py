@@ -303,6 +303,18 @@ class Scenario(_Model):
         ends += [e.deadline for e in self.expect]
         return max(ends) + self.grace
 
+    def references(self) -> list[tuple[str, str, str]]:
+        """(where, "device"|"gateway", id) of everything the steps name, for checking."""
+        out: list[tuple[str, str, str]] = []
+        for i, step in enumerate(self.steps):
+            where = f"steps.{i}.{step.action}"
+            action = getattr(step, step.action)
+            for what in ("device", "gateway"):
+                value = getattr(action, what, None)
+                if isinstance(value, str):
+                    out.append((where, what, value))
+        return out
+
     def resolve(self, relative: str) -> Path:
         """A path given in the scenario, relative to the scenario file."""
         p = Path(relative)

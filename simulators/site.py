@@ -26,6 +26,7 @@ from edge.errors import ConfigError
 from protocols.kinds import DeviceKind
 from simulators.devices import DEFAULT_INTERVAL, DeviceParams
 from simulators.errors import SimulatorError
+from simulators.scenario import Scenario
 
 _PARAM_KEYS = frozenset(DeviceParams.model_fields) - {"interval"}
 
@@ -135,6 +136,23 @@ def load_site(path: str | Path) -> SiteFile:
         return load_site_file(path)
     except SiteFileError as exc:
         raise SimulatorError(str(exc)) from exc
+
+
+def check_references(scenario: Scenario, sitefile: SiteFile) -> None:
+    """Raise :class:`SimulatorError` naming the step if a scenario names an unknown device or
+    gateway, or a gateway's own (not simulated) device."""
+    devices = {d.id: d.kind for _, d in sitefile.devices}
+    gateways = {g.id for g in sitefile.gateways}
+    problems = []
+    for where, what, ident in scenario.references():
+        if what == "gateway" and ident not in gateways:
+            problems.append(f"{where}: no gateway {ident!r} in site {sitefile.site!r}")
+        elif what == "device" and ident not in devices:
+            problems.append(f"{where}: no device {ident!r} in site {sitefile.site!r}")
+        elif what == "device" and devices[ident] is DeviceKind.GATEWAY:
+            problems.append(f"{where}: {ident!r} is a gateway's health, not a simulated device")
+    if problems:
+        raise SimulatorError("; ".join(problems), scenario.name)
 
 
 def locate(sitefile: SiteFile) -> dict[str, tuple[str, DeviceSpec]]:

@@ -103,3 +103,43 @@ def test_start_local_is_the_next_such_local_time() -> None:
     assert ClockSpec().start_at(wall) == wall
     with pytest.raises(ValueError, match="start_local need mode"):
         ClockSpec(start_local="02:30")
+
+
+def test_every_starter_scenario_names_real_rules_devices_and_gateways() -> None:
+    from protocols.rules import default_pack
+    from simulators.scenario import library
+    from simulators.site import check_references, load_site
+
+    rules = set(default_pack().ids)
+    scenarios = [load_scenario(p) for p in library()]
+    assert len(scenarios) >= 11
+    for sc in scenarios:
+        check_references(sc, load_site(sc.resolve(sc.site)))
+        assert sc.expect, sc.name
+        for e in sc.expect:
+            assert e.rule in rules, (sc.name, e.rule)
+        for f in sc.forbid:
+            assert f.rule in rules, (sc.name, f.rule)
+
+
+def test_unknown_device_or_gateway_names_the_step() -> None:
+    from simulators.scenario import SITES
+    from simulators.site import check_references, load_site
+
+    sc = parse_scenario(
+        {
+            "name": "bad-refs",
+            "site": "x",
+            "steps": [
+                {"at": 0, "force": {"device": "nope-1", "metric": "smoke", "value": True}},
+                {"at": 1, "fault": {"kind": "outage", "gateway": "gw-nope"}},
+                {"at": 2, "release": {"device": "gw-b1"}},
+            ],
+        }
+    )
+    with pytest.raises(SimulatorError) as err:
+        check_references(sc, load_site(SITES / "demo.yaml"))
+    text = str(err.value)
+    assert "steps.0.force: no device 'nope-1'" in text
+    assert "steps.1.fault: no gateway 'gw-nope'" in text
+    assert "steps.2.release: 'gw-b1' is a gateway's health" in text
