@@ -142,6 +142,8 @@ class Receiver:
         refused = [r for r in reasons if r.is_failure]
         if refused:
             log.error("broker refused ingest subscriptions: %s", refused)
+        else:
+            log.info("ingest %s subscribed", self.config.client_id)
         self.subscribed.set()
         if self._on_subscribed is not None:
             self._on_subscribed()
