@@ -34,10 +34,14 @@ class ConfigPusher:
         self.publisher = publisher
         self.published = 0
 
-    def config_for(self, site: str, gateway: str) -> GatewayConfig:
-        """The GatewayConfig for one gateway, recording a new version if the rules changed."""
+    def config_for(self, site: str, gateway: str) -> GatewayConfig | None:
+        """The GatewayConfig for an approved gateway (recording a new version if the rules
+        changed); None for a gateway that is unknown or not approved."""
         now = datetime.now(UTC)
         with self.sessions.begin() as db:
+            known = db.get(Gateway, (site, gateway))
+            if known is None or known.approval != Approval.APPROVED.value:
+                return None
             row = db.get(GatewayConfigRow, (site, gateway))
             if row is None:
                 row = GatewayConfigRow(
@@ -53,6 +57,9 @@ class ConfigPusher:
 
     async def push(self, site: str, gateway: str) -> None:
         config = await asyncio.to_thread(self.config_for, site, gateway)
+        if config is None:
+            log.info("no rules for %s/%s: gateway not approved", site, gateway)
+            return
         try:
             self.publisher.send(site, gateway, config)
             self.published += 1

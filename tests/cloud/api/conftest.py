@@ -146,7 +146,7 @@ class Gateway:
     def __init__(self, port: int, site: str, gateway: str = "gw1") -> None:
         self.site = site
         self.gateway = gateway
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{site}")
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{site}-{gateway}")
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self.seq = 0

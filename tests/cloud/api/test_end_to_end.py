@@ -227,14 +227,21 @@ def test_gateway_birth_gets_its_edge_rules_retained_on_config(
 ) -> None:
     cloud = make_cloud(mqtt=True)
     cloud.import_site(demo_site(site))
+    stranger = Gateway(mosquitto.port, site, "gw-unknown")
+    try:  # an unknown gateway's birth comes first: it is held for approval, it gets no rules
+        stranger.send(GatewayState(status=GatewayStatus.ONLINE, boot_id=BOOT, ts=datetime.now(UTC)))
+    finally:
+        stranger.close()
     gateway.send(GatewayState(status=GatewayStatus.ONLINE, boot_id=BOOT, ts=datetime.now(UTC)))
     listener = Listener(mosquitto.port, topic_filter(Channel.CONFIG, site))
     try:
         configs = cloud.wait_for(
             lambda: [m for m in listener.received() if isinstance(m, GatewayConfig)]
         )
+        gateways = [d.topic.gateway for d in listener.messages]
     finally:
         listener.close()
+    assert gateways == ["gw1"]
     ids = {r["id"] for r in configs[0].rules}
     assert "edge-smoke-local" in ids and "confirmed-fire" not in ids
     assert configs[0].version >= 1
