@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from cloud.api.services import Svc
-from cloud.auth.deps import STAFF, Principal, require_roles
+from cloud.auth.deps import STAFF, Principal, Role, require_roles
 
 router = APIRouter(tags=["stream"])
 AnyUser = Annotated[Principal, Depends(require_roles())]
@@ -39,13 +39,22 @@ async def stream(websocket: WebSocket, who: AnyUser, svc: Svc, topics: str | Non
                 if getter not in done:
                     getter.cancel()
                     break
-                await websocket.send_json(getter.result())
+                event = getter.result()
+                if _for(who, event):
+                    await websocket.send_json(event)
         except WebSocketDisconnect:
             pass
         finally:
             receiver.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
                 await receiver
+
+
+def _for(who: Principal, event: dict[str, Any]) -> bool:
+    """In-app notifications go to the roles they name (admins see everything)."""
+    if event.get("type") != "notification" or who.role is Role.ADMIN:
+        return True
+    return who.role.value in event.get("roles", ())
 
 
 async def _drain(websocket: WebSocket) -> None:

@@ -161,3 +161,21 @@ def test_manual_escalation_climbs_a_tier_and_is_audited(make_cloud: Callable[...
     assert cloud.post(f"/api/alerts/{aid}/ack").status_code == 200
     assert cloud.post(f"/api/alerts/{aid}/resolve").status_code == 200
     assert cloud.post(f"/api/alerts/{aid}/escalate").status_code == 409
+
+
+def test_stream_sends_in_app_notifications_only_to_their_roles(
+    make_cloud: Callable[..., Cloud],
+) -> None:
+    cloud = make_cloud()
+    notice = {"type": "notification", "roles": ["manager"], "notice": {"alert_id": 1}}
+    with (
+        cloud.client.websocket_connect("/api/stream", headers=cloud.auth(Role.MANAGER)) as mgr,
+        cloud.client.websocket_connect("/api/stream", headers=cloud.auth(Role.RESIDENT)) as res,
+    ):
+        mgr.receive_json()
+        res.receive_json()
+        cloud.services.hub.publish(notice)
+        aid = _raise(cloud)
+        assert mgr.receive_json() == notice
+        assert mgr.receive_json()["alert"]["id"] == aid
+        assert res.receive_json()["alert"]["id"] == aid  # the notification was not for residents
