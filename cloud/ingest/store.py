@@ -306,7 +306,7 @@ def _dead(d: Delivery, reason: str, detail: str) -> dict[str, Any]:
         "topic": d.topic,
         "payload": d.payload,
         "reason": reason,
-        "detail": detail[:2000],
+        "detail": detail[:2000].replace("\x00", "\\x00"),  # PostgreSQL text refuses NUL
         "received_at": d.received_at,
     }
 
