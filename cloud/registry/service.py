@@ -228,7 +228,9 @@ class Registry:
     ) -> bool:
         """Apply a birth or will; returns True when the gateway's online flag changed.
 
-        An older state than the one recorded (a stale retained message) is ignored.
+        A will carries the time it was set (before the birth), so within one boot "offline"
+        always wins and a later "online" of an ended boot is ignored; across boots the newer
+        timestamp wins (an old boot's state arriving late is ignored).
         """
         with self._lock:
             auto = self._ensure_site(session, site)
@@ -238,7 +240,7 @@ class Registry:
                 row = Gateway(site=site, id=gateway, approval=approval.value, first_seen=now)
                 session.add(row)
                 self._gateways[(site, gateway)] = approval
-            elif row.state_at is not None and state.ts < row.state_at:
+            elif _stale(row, state):
                 return False
             online = state.status is GatewayStatus.ONLINE
             changed = row.online != online
@@ -347,6 +349,12 @@ class Registry:
                 self._gateways[(site, g.id)] = Approval(g.approval)
             for d in devices:
                 self._devices[(site, d.id)] = _entry(d)
+
+
+def _stale(row: Gateway, state: GatewayState) -> bool:
+    if row.boot_id == state.boot_id:
+        return row.online is False and state.status is GatewayStatus.ONLINE
+    return row.state_at is not None and state.ts < row.state_at
 
 
 def _entry(row: Device) -> _DeviceEntry:

@@ -175,11 +175,22 @@ def test_gateway_birth_and_will_and_stale_state(engine: Engine, site: str) -> No
             gw = s.get(Gateway, (site, "gw1"))
             return None if gw is None else gw.online
 
-    r = writer.write(deliver(site, "gw1", state(GatewayStatus.ONLINE, 0)))
+    r = writer.write(deliver(site, "gw1", state(GatewayStatus.ONLINE, 1)))
     assert (online(), r.gateway_changes, r.stored[0].is_state) == (True, 1, True)
-    writer.write(deliver(site, "gw1", state(GatewayStatus.OFFLINE, 5)))
+    # The will was set at connect time, before the birth: it still ends this boot.
+    writer.write(deliver(site, "gw1", state(GatewayStatus.OFFLINE, 0)))
     assert online() is False
-    writer.write(deliver(site, "gw1", state(GatewayStatus.ONLINE, 1)))  # older: ignored
+    writer.write(deliver(site, "gw1", state(GatewayStatus.ONLINE, 2)))  # that boot ended
     assert online() is False
+    reboot = GatewayState(
+        status=GatewayStatus.ONLINE, boot_id="boot-0000000002", ts=T0 + timedelta(minutes=9)
+    )
+    writer.write(deliver(site, "gw1", reboot))
+    assert online() is True
+    old_boot = GatewayState(
+        status=GatewayStatus.OFFLINE, boot_id=BOOT, ts=T0 + timedelta(minutes=3)
+    )
+    writer.write(deliver(site, "gw1", old_boot))  # an earlier boot's state, late: ignored
+    assert online() is True
     with Session(engine) as s:
         assert s.scalar(select(Device)) is None  # a state message registers no device
