@@ -73,6 +73,7 @@ class Ingest:
         self.stats = IngestStats()
         self.receiver: Receiver | None = None
         self._subscribed = asyncio.Event()
+        self._registry_stale = False
 
     @property
     def queue_depth(self) -> int:
@@ -119,35 +120,54 @@ class Ingest:
         await self._subscribed.wait()
 
     async def _store(self, prepared: Prepared) -> BatchResult:
-        """Store one batch, retrying while the database is unavailable (never drops it)."""
+        """Store one batch, retrying while the database is unavailable (never drops it).
+
+        A unique-key conflict is retried (another ingest process stored a msg_id first; the
+        retry sees it as a duplicate). Any other refusal, or a conflict that persists, splits
+        the batch to dead-letter only the message the database refuses.
+        """
         self.stats.received += len(prepared.deliveries)
         delay = self.config.retry_backoff_s
+        conflicts = 0
         while True:
             try:
+                if self._registry_stale:  # the cache may hold rows of a rolled-back batch
+                    await asyncio.to_thread(self.registry.refresh)
+                    self._registry_stale = False
                 result = await asyncio.to_thread(self.writer.store, prepared)
                 break
-            except IntegrityError:
-                # Another ingest process stored one of these msg_ids first: dedup on retry.
-                self.stats.write_failures += 1
-                await self._refresh_registry()
             except OperationalError as exc:
                 self.stats.write_failures += 1
+                self._registry_stale = True
                 log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-                await self._refresh_registry()
             except (DBAPIError, SQLAlchemyError) as exc:
                 self.stats.write_failures += 1
-                await self._refresh_registry()
-                if len(prepared.deliveries) == 1:
-                    [d] = prepared.deliveries
-                    log.error("database refused %s: %s", d.topic, exc)
-                    await asyncio.to_thread(self.writer.dead_letter, d, STORE_ERROR, str(exc))
-                    self.stats.rejects[STORE_ERROR] += 1
-                    return BatchResult()
-                return await self._store_each(prepared)
+                self._registry_stale = True
+                conflicts += 1
+                if isinstance(exc, IntegrityError) and conflicts <= 3:
+                    continue
+                return await self._refused(prepared, exc)
         self._count(result)
         return result
+
+    async def _refused(self, prepared: Prepared, exc: Exception) -> BatchResult:
+        if len(prepared.deliveries) > 1:
+            return await self._store_each(prepared)
+        [d] = prepared.deliveries
+        log.error("database refused %s: %s", d.topic, exc)
+        delay = self.config.retry_backoff_s
+        while True:
+            try:
+                await asyncio.to_thread(self.writer.dead_letter, d, STORE_ERROR, str(exc))
+                break
+            except OperationalError as down:
+                log.warning("database unavailable (%s); retrying in %.1fs", down.orig, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.stats.rejects[STORE_ERROR] += 1
+        return BatchResult()
 
     async def _store_each(self, prepared: Prepared) -> BatchResult:
         """One at a time, to isolate a message the database refuses from the rest."""
@@ -157,12 +177,6 @@ class Ingest:
             one = await self._store(BatchWriter.decode([d]))
             total.stored.extend(one.stored)
         return total
-
-    async def _refresh_registry(self) -> None:
-        try:
-            await asyncio.to_thread(self.registry.refresh)
-        except SQLAlchemyError as exc:
-            log.warning("registry refresh failed: %s", exc)
 
     def _count(self, r: BatchResult) -> None:
         s = self.stats

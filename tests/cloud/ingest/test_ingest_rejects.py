@@ -9,15 +9,23 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from cloud.ingest import Ingest
+from cloud.ingest import STORE_ERROR, Ingest
 from cloud.registry import Registry
-from cloud.storage.tables import DeadLetter, Reading
+from cloud.storage.tables import DeadLetter, Reading, StoredEnvelope
 from linli.services import Mosquitto
-from protocols.codec import MAX_PAYLOAD_BYTES, encode
+from protocols.codec import MAX_PAYLOAD_BYTES, encode, new_id
 from protocols.errors import RejectReason
-from protocols.messages import Command
+from protocols.messages import AccessEvent, AccessKind, Command
 from protocols.topics import PREFIX, Channel
-from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, count, running, until
+from tests.cloud.ingest.ingest_support import (
+    T0,
+    Gateway,
+    Publisher,
+    config,
+    count,
+    running,
+    until,
+)
 
 
 @pytest.mark.anyio
@@ -59,3 +67,38 @@ async def test_every_reject_class_is_dead_lettered_and_ingest_continues(
         assert row.detail
     assert dict(ingest.stats.rejects) == {r.value: 1 for r in RejectReason}
     assert ingest.stats.acked == len(bad) + 1  # rejects are acknowledged once dead-lettered
+
+
+@pytest.mark.anyio
+async def test_a_message_the_database_refuses_is_isolated(
+    engine: Engine, mosquitto: Mosquitto, publisher: Publisher, site: str
+) -> None:
+    """PostgreSQL refuses NUL characters in text; the rest of the batch is stored anyway."""
+    gw = Gateway(site)
+    nul = AccessEvent(
+        msg_id=new_id(),
+        boot_id=gw.boot_id,
+        seq=100,
+        ts=T0,
+        door="gate-1",
+        kind=AccessKind.DECISION,
+        reason="allow_list",
+        person_name="a\x00b",
+    )
+    good = [gw.telemetry() for _ in range(5)]
+    ingest = Ingest(config(mosquitto, site, linger_s=0.5), engine, Registry(engine))
+    async with running(ingest):
+        publisher.send(
+            [gw.frame(good[0]), gw.frame(nul, Channel.ACCESS)] + [gw.frame(m) for m in good[1:]]
+        )
+        await until(lambda: count(engine, StoredEnvelope.id) + count(engine, DeadLetter.id) == 6)
+    assert count(engine, Reading.id) == 5
+    if engine.dialect.name == "postgresql":
+        with Session(engine) as s:
+            [row] = s.scalars(select(DeadLetter))
+        assert (row.reason, row.payload) == (STORE_ERROR, encode(nul))
+        assert "NUL" in row.detail
+        assert ingest.stats.rejects == {STORE_ERROR: 1}
+    else:  # SQLite keeps the text as it is
+        assert count(engine, DeadLetter.id) == 0
+        assert count(engine, StoredEnvelope.id) == 6
