@@ -10,7 +10,8 @@ first seen. :func:`check` then decides:
 * no critical alert appeared that was not expected, unless its rule is in the scenario's
   ``allow`` list;
 * no more distinct alerts of an expected (rule, subject) than its ``at_most`` (``too_many``);
-* none of the scenario's ``forbid`` alerts appeared, whatever their severity.
+* none of the scenario's ``forbid`` alerts appeared, whatever their severity;
+* every ``expect_actuators`` entry (a door released, a siren on) acted in time.
 
 The report is a frozen model that prints as JSON; ``passed`` is the exit status.
 """
@@ -22,7 +23,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from simulators.scenario import ExpectedAlert, Forbidden
+from simulators.scenario import ExpectedActuator, ExpectedAlert, Forbidden
 
 
 class ObservedAlert(BaseModel):
@@ -59,6 +60,32 @@ class ExpectationResult(BaseModel):
     count: int = 0
 
 
+class ActuatorResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    gateway: str
+    device: str
+    state: str
+    deadline: float
+    outcome: Outcome
+    seen_at: float | None = None
+
+
+def judge_actuator(exp: ExpectedActuator, seen_at: float | None, slack: float) -> ActuatorResult:
+    if seen_at is None:
+        outcome = Outcome.MISSING
+    else:
+        outcome = Outcome.MET if seen_at <= exp.deadline + slack else Outcome.LATE
+    return ActuatorResult(
+        gateway=exp.gateway,
+        device=exp.device,
+        state=exp.state,
+        deadline=exp.deadline,
+        outcome=outcome,
+        seen_at=seen_at,
+    )
+
+
 class CheckReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -67,6 +94,7 @@ class CheckReport(BaseModel):
     expected: tuple[ExpectationResult, ...]
     unexpected_critical: tuple[ObservedAlert, ...]
     forbidden: tuple[ObservedAlert, ...] = ()
+    actuators: tuple[ActuatorResult, ...] = ()
     alerts_seen: int
     slack: float
     notes: tuple[str, ...] = ()
@@ -108,6 +136,7 @@ def check(
     *,
     allow: Iterable[str] = (),
     forbid: Iterable[Forbidden] = (),
+    actuators: Iterable[ActuatorResult] = (),
     slack: float = 0.0,
     notes: Iterable[str] = (),
 ) -> CheckReport:
@@ -126,13 +155,20 @@ def check(
         for a in sorted(seen, key=lambda a: a.seen_at)
         if any(b.rule == a.rule and b.subject in (None, a.subject) for b in bans)
     )
-    passed = all(r.outcome is Outcome.MET for r in results) and not unexpected and not forbidden
+    acts = tuple(actuators)
+    passed = (
+        all(r.outcome is Outcome.MET for r in results)
+        and all(a.outcome is Outcome.MET for a in acts)
+        and not unexpected
+        and not forbidden
+    )
     return CheckReport(
         scenario=scenario,
         passed=passed,
         expected=results,
         unexpected_critical=unexpected,
         forbidden=forbidden,
+        actuators=acts,
         alerts_seen=len(seen),
         slack=slack,
         notes=tuple(notes),

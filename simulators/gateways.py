@@ -19,8 +19,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from types import TracebackType
 
+from edge.actuators import SimulatedOutput
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from edge.drivers.simulated import SimulatedDriver
@@ -98,6 +100,10 @@ class LinkProxy:
             await self._server.wait_closed()
 
 
+def _mirror(device: VirtualDevice, metric_name: str, invert: bool, on: bool) -> None:
+    device.actuate(metric_name, on != invert)
+
+
 class SimAgent(EdgeAgent):
     """The real edge agent, with its health report stamped by the agent's own clock.
 
@@ -145,6 +151,36 @@ class SimGateway:
                     if isinstance(dev, VirtualDevice):
                         self.devices[ident] = dev
         self.access_events = 0
+        self._mirror_actuators()
+
+    def _mirror_actuators(self) -> None:
+        """Door locks and sirens the agent drives also change the virtual device's reported
+        state (``locked``, ``on``), so the cloud sees the door released and the siren sounding."""
+        acts = self.agent.actuators
+        pairs: list[tuple[str, str, bool, object]] = [
+            (door.id, "locked", True, door.output) for door in acts.doors.values()
+        ]
+        if acts.siren is not None:
+            pairs.append((acts.siren.id, "on", False, acts.siren.output))
+        for ident, metric_name, invert, output in pairs:
+            dev = self.devices.get(ident)
+            if dev is None or not isinstance(output, SimulatedOutput):
+                continue
+            output.listeners.append(partial(_mirror, dev, metric_name, invert))
+
+    def actuated(self, device: str) -> bool:
+        """Whether a door lock was ever released / a siren ever sounded by the agent."""
+        acts = self.agent.actuators
+        door = acts.doors.get(device)
+        if door is not None:
+            output = door.output
+        elif acts.siren is not None and acts.siren.id == device:
+            output = acts.siren.output
+        else:
+            return False
+        if isinstance(output, SimulatedOutput):
+            return any(on for _, on in output.history)
+        return bool(output.value)
 
     def now(self) -> float:
         return self._base_clock() + self.skew

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from cloud.registry.sitefile import SiteFile
-from simulators.checker import CheckReport, ObservedAlert, Outcome, check
+from simulators.checker import CheckReport, ObservedAlert, Outcome, check, judge_actuator
 from simulators.clock import SimClock
 from simulators.cloudclient import CloudClient
 from simulators.devices import Fault
@@ -93,6 +93,7 @@ class ScenarioRun:
         self.clock = SimClock(spec.start_at(wall), clock.mono0, clock.speed)
         self._tasks: list[asyncio.Task[None]] = []
         self._cameras: list[asyncio.Task[None]] = []  # a camera's source plays to its end
+        self.actuated: dict[tuple[str, str], float] = {}  # (gateway, device) → first seen at
 
     # ---- time ---------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -119,6 +120,8 @@ class ScenarioRun:
                 report_period=60.0,
                 # health every simulated minute (the agent sleeps in real seconds)
                 health_interval=max(1.0, 60.0 / self.clock.speed),
+                # back within seconds of an outage's end, so deadlines measure the cloud
+                reconnect_max=3.0,
             ),
         )
         if self.cloud is not None:
@@ -131,12 +134,14 @@ class ScenarioRun:
             async with asyncio.TaskGroup() as tg:
                 poller = tg.create_task(self._poller(), name="sim:poller")
                 ticker = tg.create_task(self._ticker(), name="sim:ticker")
+                watcher = tg.create_task(self._watch_actuators(), name="sim:actuators")
                 await self._timeline()
                 await self._until_done()
                 for camera in self._cameras:
                     await camera
                 poller.cancel()
                 ticker.cancel()
+                watcher.cancel()
                 for task in self._tasks:
                     task.cancel()
             if self.cloud is not None:
@@ -157,12 +162,17 @@ class ScenarioRun:
                 "accelerated clock without a cloud clock hook: silence (no-data) timers of "
                 "the cloud run on its wall clock and may not fire within the run"
             )
+        actuators = [
+            judge_actuator(e, self.actuated.get((e.gateway, e.device)), 0.2 * self.clock.speed)
+            for e in self.scenario.expect_actuators
+        ]
         return check(
             self.scenario.name,
             self.scenario.expect,
             list(self.seen.alerts.values()),
             allow=self.scenario.allow,
             forbid=self.scenario.forbid,
+            actuators=actuators,
             slack=slack,
             notes=notes,
         )
@@ -185,7 +195,8 @@ class ScenarioRun:
             list(self.seen.alerts.values()),
             slack=self.clock.speed * self.options.poll,
         )
-        return all(r.outcome is Outcome.MET for r in partial.expected)
+        acts = all((e.gateway, e.device) in self.actuated for e in self.scenario.expect_actuators)
+        return acts and all(r.outcome is Outcome.MET for r in partial.expected)
 
     # ---- the alert poller --------------------------------------------------------------------
     async def _poller(self) -> None:
@@ -194,6 +205,16 @@ class ScenarioRun:
         while True:
             await asyncio.sleep(self.options.poll)
             await self._poll()
+
+    async def _watch_actuators(self) -> None:
+        wanted = self.scenario.expect_actuators
+        while wanted:
+            for exp in wanted:
+                key = (exp.gateway, exp.device)
+                if key not in self.actuated and self.sim.gateway(exp.gateway).actuated(exp.device):
+                    self.actuated[key] = self.elapsed()
+                    log.info("actuator %s/%s acted at %.1f s", *key, self.actuated[key])
+            await asyncio.sleep(0.2)
 
     async def _ticker(self) -> None:
         if self.on_tick is None:

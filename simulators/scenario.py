@@ -231,6 +231,21 @@ class ExpectedAlert(_Model):
         return self.after + self.within
 
 
+class ExpectedActuator(_Model):
+    """An actuator of a simulated gateway that must act: a door lock ``released`` (evacuation
+    doors on a fire) or a siren ``on``, whether by the cloud's command or the edge's own rule."""
+
+    gateway: Ident
+    device: Ident
+    state: Literal["released", "on"]
+    after: Duration = 0.0
+    within: Duration = Field(gt=0)
+
+    @property
+    def deadline(self) -> float:
+        return self.after + self.within
+
+
 class Forbidden(_Model):
     """An alert that must not appear (any severity); ``subject`` None means any subject."""
 
@@ -280,6 +295,7 @@ class Scenario(_Model):
     clock: ClockSpec = ClockSpec()
     steps: tuple[Step, ...] = ()
     expect: tuple[ExpectedAlert, ...] = ()
+    expect_actuators: tuple[ExpectedActuator, ...] = ()
     allow: tuple[str, ...] = Field(
         (), description="Rules whose critical alerts may appear without being expected"
     )
@@ -313,6 +329,9 @@ class Scenario(_Model):
                 value = getattr(action, what, None)
                 if isinstance(value, str):
                     out.append((where, what, value))
+        for i, act in enumerate(self.expect_actuators):
+            out.append((f"expect_actuators.{i}", "gateway", act.gateway))
+            out.append((f"expect_actuators.{i}", "device", act.device))
         return out
 
     def resolve(self, relative: str) -> Path:

@@ -47,6 +47,7 @@ class SiteOptions:
     synchronous: str = "normal"
     health_interval: float = 60.0
     site: str | None = None  # run the site file under another site id (test isolation)
+    reconnect_max: float = 30.0  # the agents' reconnect backoff cap (s)
 
 
 def device_seed(base: int, spec: DeviceSpec) -> int:
@@ -101,7 +102,12 @@ def gateway_config(sitefile: SiteFile, gateway_id: str, options: SiteOptions) ->
         "site": site,
         "gateway": gateway.id,
         "state_dir": str(options.state_dir / site / gateway.id),
-        "broker": {"host": options.host, "port": options.port},
+        "broker": {
+            "host": options.host,
+            "port": options.port,
+            "reconnect_max": options.reconnect_max,
+            "reconnect_min": min(0.5, options.reconnect_max),
+        },
         "outbox": {"synchronous": options.synchronous},
         "report": {
             "mode": "change_or_period",
@@ -151,6 +157,14 @@ def check_references(scenario: Scenario, sitefile: SiteFile) -> None:
             problems.append(f"{where}: no device {ident!r} in site {sitefile.site!r}")
         elif what == "device" and devices[ident] is DeviceKind.GATEWAY:
             problems.append(f"{where}: {ident!r} is a gateway's health, not a simulated device")
+    wanted = {"released": DeviceKind.DOOR_LOCK, "on": DeviceKind.SIREN}
+    for i, act in enumerate(scenario.expect_actuators):
+        kind = devices.get(act.device)
+        if kind is not None and kind is not wanted[act.state]:
+            problems.append(
+                f"expect_actuators.{i}: {act.device!r} is a {kind.value}, not a "
+                f"{wanted[act.state].value} (state {act.state!r})"
+            )
     if problems:
         raise SimulatorError("; ".join(problems), scenario.name)
 

@@ -92,3 +92,16 @@ def test_forbidden_alert_fails_whatever_its_severity() -> None:
     assert not r.passed
     assert r.forbidden[0].subject == "gw-b1"
     assert not check("s", [], bad, forbid=[Forbidden(rule="gateway-no-data")]).passed
+
+
+def test_actuator_expectations() -> None:
+    from simulators.checker import judge_actuator
+    from simulators.scenario import ExpectedActuator
+
+    door = ExpectedActuator(gateway="gw-b1", device="evac-1", state="released", within=10.0)
+    assert judge_actuator(door, 3.0, 0.0).outcome is Outcome.MET
+    assert judge_actuator(door, 12.0, 0.0).outcome is Outcome.LATE
+    missing = judge_actuator(door, None, 0.0)
+    assert missing.outcome is Outcome.MISSING
+    assert not check("s", [], [], actuators=[missing]).passed
+    assert check("s", [], [], actuators=[judge_actuator(door, 3.0, 0.0)]).passed

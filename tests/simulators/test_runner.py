@@ -59,7 +59,7 @@ SCENARIO = {
     "name": "wire-check",
     "site": str(SITES / "demo.yaml"),
     "clock": {"settle": "2s"},
-    "grace": "6s",
+    "grace": "8s",
     "steps": [
         {"at": 0, "force": {"device": "smoke-b1-f2", "metric": "smoke", "value": True}},
         {"at": 0, "fault": {"kind": "clock_skew", "gateway": "gw-garage", "skew": 3600}},

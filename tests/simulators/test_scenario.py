@@ -143,3 +143,20 @@ def test_unknown_device_or_gateway_names_the_step() -> None:
     assert "steps.0.force: no device 'nope-1'" in text
     assert "steps.1.fault: no gateway 'gw-nope'" in text
     assert "steps.2.release: 'gw-b1' is a gateway's health" in text
+
+
+def test_actuator_expectation_must_name_the_right_kind() -> None:
+    from simulators.scenario import SITES
+    from simulators.site import check_references, load_site
+
+    sc = parse_scenario(
+        {
+            "name": "acts",
+            "site": "x",
+            "expect_actuators": [
+                {"gateway": "gw-b1", "device": "smoke-b1-f1", "state": "released", "within": 5}
+            ],
+        }
+    )
+    with pytest.raises(SimulatorError, match="is a smoke, not a door_lock"):
+        check_references(sc, load_site(SITES / "demo.yaml"))
