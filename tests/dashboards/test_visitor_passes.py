@@ -30,7 +30,7 @@ def test_guard_issues_a_pass_with_its_qr_code(client: TestClient, login: Login) 
     assert qr.status_code == 200 and qr.headers["content-type"].startswith("image/svg+xml")
     # The SVG is exactly the QR code of the pass text (segno is deterministic).
     expected = io.BytesIO()
-    segno.make(issued["qr_text"], error="m").save(expected, kind="svg", scale=8, border=2)
+    segno.make(issued["qr_text"], error="m").save(expected, kind="svg", scale=8, border=4)
     assert qr.content == expected.getvalue()
     assert b"http://www.w3.org/2000/svg" in qr.content
     listed = client.get("/api/visitor-passes").json()
