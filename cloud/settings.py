@@ -88,6 +88,9 @@ class Settings(BaseSettings):
 
     db_url: str = Field("sqlite:///linli.db", description="SQLAlchemy URL (SQLite or PostgreSQL)")
     create_schema: bool = Field(True, description="Bring the database schema up to date at start")
+    sqlite_fair_writes: bool = Field(
+        True, description="SQLite: writers of this process take turns (alerts never starve)"
+    )
     mqtt_enabled: bool = Field(True, description="Connect to the broker (ingest and commands)")
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)

@@ -35,6 +35,7 @@ from cloud.api.routers import (
 )
 from cloud.api.services import Services
 from cloud.api.supervise import supervised
+from cloud.api.writegate import install as fair_sqlite_writes
 from cloud.commands.publisher import Publisher
 from cloud.db import create_schema, make_engine
 from cloud.ingest.config import IngestConfig
@@ -85,6 +86,8 @@ def _mount_dashboards(app: FastAPI, settings: Settings) -> bool:
 def build_services(settings: Settings) -> Services:
     """Everything the lifespan runs, built (not started) from settings."""
     engine = make_engine(settings.db_url)
+    if settings.sqlite_fair_writes:
+        fair_sqlite_writes(engine)
     if settings.create_schema:
         create_schema(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
