@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from cloud.ingest.store import BatchWriter
-from cloud.storage import Bucket, apply_retention, downsample
-from cloud.storage.tables import AccessEventRow, Reading, StoredEnvelope
+from cloud.storage import (
+    Bucket,
+    RetentionPolicy,
+    apply_retention,
+    downsample,
+    retention_forever,
+)
+from cloud.storage.tables import AccessEventRow, Reading, ReadingRollup, StoredEnvelope
 from protocols.codec import new_id
 from protocols.messages import AccessEvent, AccessKind
 from tests.cloud.storage.storage_support import T0, Gateway
@@ -89,3 +98,28 @@ def test_thumbnails_expire_but_access_events_stay(engine: Engine, site: str) -> 
         row = s.scalar(select(AccessEventRow))
         assert row is not None and row.thumbnail_jpeg_b64 is None and row.kind == "unknown_face"
         assert s.scalar(select(func.count(StoredEnvelope.id))) == 1
+
+
+@pytest.mark.anyio
+async def test_retention_job_runs_in_the_background(
+    engine: Engine, writer: BatchWriter, site: str
+) -> None:
+    gw = Gateway(site)
+    old = datetime.now(UTC) - timedelta(days=10)
+    writer.write(gw.deliver(gw.telemetry(0, ts=old), gw.telemetry(1, ts=datetime.now(UTC))))
+
+    def readings() -> int:
+        with Session(engine) as s:
+            return int(s.scalar(select(func.count(Reading.id))) or 0)
+
+    task = asyncio.create_task(retention_forever(engine, RetentionPolicy(readings_days=7), 0.05))
+    try:
+        async with asyncio.timeout(10):
+            while await asyncio.to_thread(readings) != 1:  # noqa: ASYNC110  (polls a database)
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with Session(engine) as s:
+        assert s.scalar(select(func.count(ReadingRollup.id))) == 1
