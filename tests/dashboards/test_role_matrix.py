@@ -73,6 +73,32 @@ def test_every_route_has_a_role_check(cloud: Cloud) -> None:
     )
 
 
+def test_the_walk_catches_a_forgotten_check_and_an_unreviewed_public_route(
+    cloud: Cloud,
+) -> None:
+    """The check above can fail: a route added without a role check, including one inside an
+    included router, is found; so is a new public route nobody reviewed."""
+    from fastapi import APIRouter, Depends
+
+    from cloud.auth.deps import public
+
+    nested = APIRouter(prefix="/api/oops")
+
+    @nested.get("/forgotten")
+    def forgotten() -> str:
+        return "anyone"
+
+    @nested.get("/open", dependencies=[Depends(public)])
+    def opened() -> str:
+        return "anyone"
+
+    cloud.app.include_router(nested)
+    routes = {(m, p): access for m, p, access, _ in walk(cloud)}
+    assert not routes[("GET", "/api/oops/forgotten")].checked
+    assert routes[("GET", "/api/oops/open")].public
+    assert ("GET", "/api/oops/open") not in REVIEWED_PUBLIC
+
+
 def _url(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "1", path)
 
