@@ -32,10 +32,16 @@ def add_users(engine: Engine) -> None:
 
 
 @pytest.fixture
-def small_app(tmp_path: Path) -> Iterator[FastAPI]:
-    """Accounts + the dashboards' pages and APIs, on SQLite, with one user per role."""
+def small_db_url(tmp_path: Path) -> str:
+    """The small app's database: SQLite; a test module may override it (e.g. with db_url)."""
+    return f"sqlite:///{tmp_path / 'dash.db'}"
+
+
+@pytest.fixture
+def small_app(small_db_url: str) -> Iterator[FastAPI]:
+    """Accounts + the dashboards' pages and APIs, with one user per role."""
     app = FastAPI()
-    engine = make_engine(f"sqlite:///{tmp_path / 'dash.db'}")
+    engine = make_engine(small_db_url)
     create_schema(engine)
     add_users(engine)
     app.state.engine = engine

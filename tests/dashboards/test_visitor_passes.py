@@ -6,10 +6,17 @@ import io
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import segno
 from fastapi.testclient import TestClient
 
 Login = Callable[[TestClient, str], None]
+
+
+@pytest.fixture
+def small_db_url(db_url: str) -> str:
+    """Visitor passes run on SQLite and on PostgreSQL."""
+    return db_url
 
 
 def _until(hours: float) -> str:
