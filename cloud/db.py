@@ -44,10 +44,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Bring the database to the current schema.
+    """Bring the database to the current schema: ``alembic upgrade head`` (cloud/migrations).
 
     Imports every table module so their classes are registered on :data:`Base.metadata`.
     """
-    import cloud.tables  # noqa: F401  (registers every table module)
+    from cloud.migrations import migrate
 
-    Base.metadata.create_all(engine)
+    migrate(engine)

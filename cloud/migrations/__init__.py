@@ -15,6 +15,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 HERE = Path(__file__).resolve().parent
@@ -40,3 +41,26 @@ def has_revisions() -> bool:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """``alembic upgrade head`` on ``engine``."""
     command.upgrade(alembic_config(engine=engine), revision)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring a database to the current schema (what :func:`cloud.db.create_schema` runs).
+
+    * empty or migrated database: ``alembic upgrade head``, then ``create_all`` for tables
+      registered after the newest migration (none once that table has its migration);
+    * a database built by ``create_all`` before migrations existed: complete it and stamp it
+      at head, so the next migration applies cleanly.
+    """
+    import cloud.tables  # noqa: F401  (registers every table module)
+    from cloud.db import Base
+
+    if not has_revisions():
+        Base.metadata.create_all(engine)
+        return
+    tables = set(inspect(engine).get_table_names())
+    if tables and "alembic_version" not in tables:
+        Base.metadata.create_all(engine)
+        command.stamp(alembic_config(engine=engine), "head")
+        return
+    upgrade(engine)
+    Base.metadata.create_all(engine)
