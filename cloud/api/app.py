@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
@@ -45,13 +45,15 @@ from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
 from cloud.rules.configs import ConfigPusher
 from cloud.rules.effects import Effects
+from cloud.rules.lookup import RegistryLookup
 from cloud.rules.packs import load_packs
 from cloud.rules.runner import RulesRunner
 from cloud.settings import Settings
-from protocols.kinds import DeviceKind
-from protocols.rules.observations import Lookup
 
 log = logging.getLogger(__name__)
+
+LOOKUP_REFRESH_S = 60.0
+"""How often device tags (registry attrs) are re-read for the rules."""
 
 OPTIONAL_ROUTERS = ("cloud.auth.router", "cloud.faces.router")
 
@@ -130,10 +132,11 @@ def build_services(settings: Settings) -> Services:
         services.pusher = ConfigPusher(ruleset, sessions, publisher)
     if settings.rules_enabled:
         pusher = services.pusher
+        lookup = services.lookup = RegistryLookup(reg, sessions)
         services.runner = RulesRunner(
             ruleset,
             sessions,
-            _lookup(reg),
+            lookup,
             effects,
             hub,
             shard_index=settings.shard_index,
@@ -162,16 +165,6 @@ def build_services(settings: Settings) -> Services:
             on_stored=None if services.runner is None else services.runner.on_stored,
         )
     return services
-
-
-def _lookup(registry: Registry) -> Lookup:
-    """The registry's view of a device, in the shape the rule evaluator asks for."""
-
-    def lookup(site: str, device: str) -> tuple[DeviceKind, str | None, str | None] | None:
-        found = registry.lookup(site, device)
-        return None if found is None else (found.kind, found.zone, found.building)
-
-    return lookup
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -212,6 +205,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks.append(tg.create_task(supervised("effects", services.effects.run, fails)))
         if runner is not None:
             tasks.append(tg.create_task(supervised("rules", runner.consume, fails)))
+            if services.lookup is not None:
+                refresh = _every(LOOKUP_REFRESH_S, services.lookup.refresh)
+                tasks.append(tg.create_task(supervised("device-tags", refresh, fails)))
             tasks.append(
                 tg.create_task(supervised("rules-timer", lambda: runner.run_timers(tick), fails))
             )
@@ -231,6 +227,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         except Exception:  # shutdown must finish even if the database is gone
             log.exception("could not save rules state")
     services.engine.dispose()
+
+
+def _every(seconds: float, job: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await asyncio.to_thread(job)
+
+    return loop
 
 
 async def _push_configs(pusher: ConfigPusher) -> None:

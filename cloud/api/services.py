@@ -19,6 +19,7 @@ from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
 from cloud.rules.configs import ConfigPusher
 from cloud.rules.effects import Effects
+from cloud.rules.lookup import RegistryLookup
 from cloud.rules.runner import RulesRunner
 from cloud.settings import Settings
 from protocols.rules.language import RuleSet
@@ -40,6 +41,7 @@ class Services:
     runner: RulesRunner | None = None
     ingest: Ingest | None = None
     pusher: ConfigPusher | None = None
+    lookup: RegistryLookup | None = None
     task_failures: dict[str, int] = field(default_factory=dict)
     ingest_ready: asyncio.Event = field(default_factory=asyncio.Event)
 

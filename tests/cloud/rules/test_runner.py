@@ -14,14 +14,17 @@ from cloud.alerts import service
 from cloud.ingest.models import StoredMessage
 from cloud.notify.dispatcher import Notifier
 from cloud.notify.hub import Hub
+from cloud.registry.service import Registry
+from cloud.registry.sitefile import SiteFile
 from cloud.rules.effects import Effects
+from cloud.rules.lookup import RegistryLookup, tags_of
 from cloud.rules.packs import load_packs
 from cloud.rules.runner import RulesRunner, shard_of
 from cloud.settings import Settings
 from protocols.codec import new_id
 from protocols.kinds import DeviceKind
 from protocols.messages import Reading, Telemetry
-from protocols.rules import RuleError, parse_rules
+from protocols.rules import RuleError, default_pack, parse_rules
 from protocols.topics import Channel, Topic
 
 RULES = """
@@ -173,3 +176,59 @@ def test_rule_files_join_the_default_pack_and_a_bad_one_names_file_and_rule(
     clash.write_text(RULES.replace("id: hot", "id: smoke-alarm"), "utf-8")
     with pytest.raises(RuleError, match="duplicate"):
         load_packs([clash])
+
+
+def test_tags_come_from_registry_attrs() -> None:
+    assert tags_of({"living_alone": True, "floor": 3, "tags": ["evacuation", "Bad Tag"]}) == {
+        "living_alone",
+        "evacuation",
+    }
+    assert tags_of({"living_alone": False}) == frozenset() and tags_of(None) == frozenset()
+
+
+@pytest.mark.anyio
+async def test_living_alone_silence_uses_registry_tags(sessions: sessionmaker[Session]) -> None:
+    engine = sessions.kw["bind"]
+    registry = Registry(engine)
+    with sessions.begin() as db:
+        registry.import_site(
+            db,
+            SiteFile.model_validate(
+                {
+                    "site": "s1",
+                    "zones": [{"id": "z1"}],
+                    "gateways": [
+                        {
+                            "id": "gw1",
+                            "devices": [
+                                {"id": "pir-alone", "kind": "pir", "zone": "z1",
+                                 "attrs": {"living_alone": True}},
+                                {"id": "pir-family", "kind": "pir", "zone": "z1"},
+                            ],
+                        }
+                    ],
+                }
+            ),
+        )  # fmt: skip
+    settings = Settings(db_url="sqlite://", mqtt_enabled=False)
+    hub = Hub()
+    effects = Effects(settings, sessions, Notifier(settings.channels, sessions, hub), hub, None)
+    lookup = RegistryLookup(registry, sessions)
+    runner = RulesRunner(default_pack(), sessions, lookup, effects, hub)
+    seen = datetime.now(UTC) - timedelta(hours=24, minutes=1)
+    batch = [
+        StoredMessage(
+            Topic("s1", "gw1", Channel.TELEMETRY),
+            Telemetry(
+                msg_id=new_id(), boot_id=new_id(), seq=i, ts=seen,
+                readings=(Reading(device=d, metric="motion", value=True, ts=seen),),
+            ),
+        )
+        for i, d in enumerate(["pir-alone", "pir-family"])
+    ]  # fmt: skip
+    await runner.process(batch)
+    await runner.tick(datetime.now(UTC))
+    await effects.run_once()
+    with sessions() as db:
+        found = service.list_alerts(db, service.AlertFilter(rule_id="living-alone-no-activity"))
+    assert [a.subject for a in found] == ["pir-alone"]
