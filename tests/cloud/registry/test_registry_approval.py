@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from cloud.ingest.buffer import Delivery
 from cloud.ingest.store import BatchWriter
-from cloud.registry import Approval, DeviceLocation, Registry, SiteFile
+from cloud.registry import Approval, DeviceLocation, Registry, SiteFile, infer_kind
 from cloud.registry.tables import Device, Gateway, Site
 from cloud.storage.tables import Reading
 from protocols.codec import channel_of, encode, new_id
@@ -194,3 +195,19 @@ def test_gateway_birth_and_will_and_stale_state(engine: Engine, site: str) -> No
     assert online() is True
     with Session(engine) as s:
         assert s.scalar(select(Device)) is None  # a state message registers no device
+
+
+@pytest.mark.parametrize(
+    ("metrics", "kind"),
+    [
+        ({"temperature"}, DeviceKind.TEMPERATURE),
+        ({"temperature", "battery"}, DeviceKind.HEAT),
+        ({"current"}, DeviceKind.EBIKE_CHARGER),
+        ({"smoke"}, DeviceKind.SMOKE),
+        ({"smoke", "leak"}, None),
+        ({"no_such_metric"}, None),
+        (set(), None),
+    ],
+)
+def test_infer_kind_picks_the_most_specific(metrics: set[str], kind: DeviceKind | None) -> None:
+    assert infer_kind(metrics) is kind
