@@ -1,6 +1,6 @@
 """Ingest throughput beside a bare subscriber on the same MQTT client library and broker.
 
-    .venv/bin/python -m bench.ingest [--messages 20000] [--readings 20] [--db URL]
+    .venv/bin/python -m bench.ingest [--messages 10000] [--readings 20] [--db URL]
 
 Both consumers drain the same backlog: each first creates its persistent session (subscribe,
 disconnect), then a publisher process fills the broker with ``--messages`` telemetry messages
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         publish(int(argv[1]), argv[2], int(argv[3]), int(argv[4]))
         return 0
     p = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
-    p.add_argument("--messages", type=int, default=20_000)
+    p.add_argument("--messages", type=int, default=10_000)
     p.add_argument("--readings", type=int, default=20, help="readings per message")
     p.add_argument(
         "--db",
