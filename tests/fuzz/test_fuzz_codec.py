@@ -161,3 +161,15 @@ def test_oversized_payloads_are_refused_before_parsing(channel: Channel, extra: 
     with pytest.raises(ProtocolError) as exc:
         decode(topic("s1", "gw1", channel), payload)
     assert exc.value.reason is RejectReason.TOO_LARGE
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_number_tokens_are_refused(token: str) -> None:
+    """RFC 8259 has no NaN or Infinity. pydantic's JSON parser accepts them, and a free-form
+    field (``GatewayConfig.rules``) then keeps a NaN that re-encodes as ``null``: the decoded
+    message no longer round-trips. Found by hand while writing this suite; open."""
+    head = b'{"version": 1, "issued_at": "2026-11-27T08:00:00Z", "rules": [{"x": '
+    payload = head + token.encode() + b"}]}"
+    with pytest.raises(ProtocolError) as exc:
+        decode(topic("s1", "gw1", Channel.CONFIG), payload)
+    assert exc.value.reason is RejectReason.NOT_JSON
