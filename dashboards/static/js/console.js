@@ -175,11 +175,18 @@
     );
   }
 
+  /* What the user is typing survives re-renders (live updates re-draw the detail). */
+  let draft = { id: null, note: "", assignee: null };
   function renderDetail(a, events) {
     const box = document.getElementById("alert-detail");
     const unresolved = ["open", "acknowledged", "in_progress"].includes(a.status);
-    const assignee = el("input", { id: "assignee", value: a.assignee || "", placeholder: t("alerts.assignee") });
+    if (draft.id !== a.id) draft = { id: a.id, note: "", assignee: null };
+    const assignee = el("input", { id: "assignee", value: draft.assignee ?? (a.assignee || ""), placeholder: t("alerts.assignee") });
     const note = el("textarea", { id: "note", rows: 2, placeholder: t("alerts.comment_placeholder") });
+    note.value = draft.note;
+    note.addEventListener("input", () => (draft.note = note.value));
+    assignee.addEventListener("input", () => (draft.assignee = assignee.value));
+    const hadFocus = document.activeElement && document.activeElement.id;
     const dl = el("dl");
     const field = (label, value) => dl.append(el("dt", {}, t(label)), el("dd", {}, value === null || value === undefined || value === "" ? t("common.none") : value));
     field("alerts.subject", a.subject);
@@ -220,12 +227,18 @@
       ),
       a.evidence && a.evidence.length ? el("details", {}, el("summary", {}, t("alerts.evidence")), el("pre", { class: "msgs" }, JSON.stringify(a.evidence, null, 1))) : null,
     );
+    if (hadFocus === "note") note.focus();
+    if (hadFocus === "assignee") assignee.focus();
   }
 
   async function act(id, action, body) {
     try {
       const updated = await api(PATHS.action(id, action), { method: "POST", json: body || {} });
       if (action === "escalate") window.linliEscalated = id;
+      if (draft.id === id) {
+        if (body && (body.note || body.text)) draft.note = "";  // the note went with the action
+        if (action === "assign") draft.assignee = null;
+      }
       if (updated && updated.id) alerts.set(updated.id, updated);
       toast(t("action." + action) + " ✓", "ok");
       await select(id);
