@@ -69,7 +69,9 @@ class Synchronous(StrEnum):
 class OutboxConfig(Strict):
     path: Path | None = Field(None, description="SQLite file; default STATE_DIR/edge.db")
     budget_mb: float = Field(
-        64.0, gt=0, description="Disk budget for stored messages; over it telemetry is dropped"
+        64.0,
+        ge=0.25,
+        description="Disk budget of the outbox database; over it telemetry is dropped",
     )
     batch: int = Field(200, ge=1, le=5000, description="Rows read per dispatch round")
     max_inflight: int = Field(

@@ -9,11 +9,11 @@ msg_id lets the cloud drop the duplicate.
 Lanes, sent in this order: ``SAFETY`` (safety device events), ``PRIORITY`` (access events and
 command acks), ``EVENT`` (other device events), ``TELEMETRY``.
 
-Drop policy (the disk budget): stored bytes are ``len(payload) + ROW_OVERHEAD`` per row. When a
-put takes the outbox over ``budget_bytes`` the oldest TELEMETRY rows are deleted until it fits,
-then the oldest EVENT rows. SAFETY and PRIORITY rows are never dropped: if they alone exceed the
-budget they are kept and ``over_budget`` counts it. Rows already handed to the sender are not
-dropped (their PUBACK frees the space). Every drop is counted (messages and readings) in the
+Drop policy (the disk budget): the database's pages in use (:meth:`Outbox.used_bytes`) may not
+exceed ``budget_bytes``. When a put takes it over, the oldest TELEMETRY rows are deleted until
+it fits, then the oldest EVENT rows. SAFETY and PRIORITY rows are never dropped: if they alone
+exceed the budget they are kept and ``over_budget`` counts it. Rows already handed to the sender
+are not dropped (their PUBACK frees the space). Every drop is counted (messages and readings) in the
 ``counters`` table, which survives restarts.
 """
 
@@ -41,7 +41,7 @@ from protocols.topics import Channel
 log = logging.getLogger(__name__)
 
 DROP_LOG_SECONDS = 60.0
-ROW_OVERHEAD = 96  # bytes per row beyond the payload: ids, index entries, page slack
+ROW_OVERHEAD = 96  # bytes per row beyond the payload, for the stored_bytes estimate
 HISTORICAL_FALSE = b'"historical":false'
 HISTORICAL_TRUE = b'"historical":true'
 
@@ -141,6 +141,7 @@ class Outbox:
         self._cursor: dict[Lane, int] = dict.fromkeys(Lane, 0)
         self.on_put: Callable[[], None] | None = None
         self._drop_logged = -DROP_LOG_SECONDS
+        self._page_size: int = conn.execute("PRAGMA page_size").fetchone()[0]
         row = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM outbox"
         ).fetchone()
@@ -201,7 +202,7 @@ class Outbox:
                 self._depth += 1
                 self._bytes += len(row[5]) + ROW_OVERHEAD
             self.counters["stored"] += len(rows)
-            if self._bytes > self.budget_bytes:
+            if self.used_bytes() > self.budget_bytes:
                 self._enforce_budget(any(not Lane(r[0]).droppable for r in rows))
             self._save_counters()
             conn.execute("COMMIT")
@@ -213,21 +214,31 @@ class Outbox:
             self.on_put()
         return ids
 
+    def used_bytes(self) -> int:
+        """Bytes of the database in use (pages minus free pages): what the budget limits.
+
+        SQLite reuses free pages, so the file stays at about the budget (plus its write-ahead
+        log, checkpointed every ~4 MB).
+        """
+        pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = self.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(pages - free) * self._page_size
+
     def _enforce_budget(self, protected_put: bool) -> None:
         for lane in DROP_ORDER:
-            while self._bytes > self.budget_bytes:
+            while self.used_bytes() > self.budget_bytes:
                 # Rows already handed to the sender (id <= cursor) are on their way: their
                 # PUBACK frees the space, and dropping them would count a delivered message.
                 victims = self.conn.execute(
                     "SELECT id, length(payload), items FROM outbox WHERE lane = ? AND id > ?"
-                    " ORDER BY id LIMIT 256",
+                    " ORDER BY id LIMIT 64",
                     (int(lane), self._cursor[lane]),
                 ).fetchall()
                 if not victims:
                     break
-                freed = []
                 for row_id, size, items in victims:
-                    freed.append((row_id,))
+                    # one at a time: a page is freed only when its last row goes
+                    self.conn.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
                     self._bytes -= size + ROW_OVERHEAD
                     self._depth -= 1
                     self.counters["dropped_messages"] += 1
@@ -236,11 +247,10 @@ class Outbox:
                         self.counters["dropped_readings"] += items
                     else:
                         self.counters["dropped_events"] += 1
-                    if self._bytes <= self.budget_bytes:
+                    if self.used_bytes() <= self.budget_bytes:
                         break
-                self.conn.executemany("DELETE FROM outbox WHERE id = ?", freed)
                 self._log_drop()
-        if self._bytes > self.budget_bytes and protected_put:
+        if protected_put and self.used_bytes() > self.budget_bytes:
             self.counters["over_budget"] += 1
             self._log_drop()
 

@@ -39,7 +39,7 @@ async def test_full_budget_drops_oldest_telemetry_keeps_safety_and_counts(
         site,
         drivers=[DRIVER],
         report={"mode": "period", "period": 0.001},
-        outbox={"budget_mb": 0.03},  # ~30 KB: room for a few dozen telemetry messages
+        outbox={"budget_mb": 0.25},  # the smallest budget: room for ~150 telemetry messages
         health={"interval": 0.5},
     )
     agent = EdgeAgent(config)
@@ -55,7 +55,7 @@ async def test_full_budget_drops_oldest_telemetry_keeps_safety_and_counts(
             await until(lambda: agent.outbox.depth_by_lane()[Lane.SAFETY] % 2 == 0, 5)
         await until(lambda: agent.outbox.counters["dropped_telemetry"] > 50, 30)
         box = agent.outbox
-        assert box.stored_bytes <= box.budget_bytes
+        assert box.used_bytes() <= box.budget_bytes
         assert box.depth_by_lane()[Lane.SAFETY] == 10
         own_mosquitto.start()
         await until(lambda: agent.uplink.connected, 20, "reconnected")

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge.envelope import Stamper
-from edge.outbox import ROW_OVERHEAD, Lane, Outbox
+from edge.outbox import Lane, Outbox
 from protocols.codec import decode
 from protocols.messages import (
     AccessDecision,
@@ -97,14 +97,12 @@ def test_delete_only_after_ack_and_survive_reopen(tmp_path: Path) -> None:
 
 def test_budget_drops_oldest_telemetry_never_safety_or_access(tmp_path: Path) -> None:
     s = Stamper()
-    one = telemetry(s, n=10)
-    size = len(one.model_dump_json(exclude_none=True)) + ROW_OVERHEAD
-    budget = size * 20  # room for about 20 telemetry messages
-    box = Outbox.open(tmp_path / "o.db", budget)
+    budget = 256 * 1024  # room for about 250 telemetry messages of 10 readings
+    box = Outbox.open(tmp_path / "o.db", budget, synchronous="normal")
     safety = []
     accesses = []
     kept_telemetry = []
-    for i in range(200):
+    for i in range(600):
         if i % 10 == 0:
             safety.append(smoke(s))
             box.put(safety[-1])
@@ -114,10 +112,10 @@ def test_budget_drops_oldest_telemetry_never_safety_or_access(tmp_path: Path) ->
         else:
             kept_telemetry.append(telemetry(s, n=10))
             box.put(kept_telemetry[-1])
-    assert box.stored_bytes <= budget
+    assert box.used_bytes() <= budget
     by_lane = box.depth_by_lane()
-    assert by_lane[Lane.SAFETY] == len(safety) == 20
-    assert by_lane[Lane.PRIORITY] == len(accesses) == 20
+    assert by_lane[Lane.SAFETY] == len(safety) == 60
+    assert by_lane[Lane.PRIORITY] == len(accesses) == 60
     stored = {r.msg_id for r in box.next_batch(1000)}
     assert {m.msg_id for m in safety + accesses} <= stored
     left = [m.msg_id for m in kept_telemetry if m.msg_id in stored]
@@ -131,18 +129,18 @@ def test_budget_drops_oldest_telemetry_never_safety_or_access(tmp_path: Path) ->
     assert box.counters["dropped_events"] == 0
     # counters survive a restart
     box.close()
-    again = Outbox.open(tmp_path / "o.db", budget)
+    again = Outbox.open(tmp_path / "o.db", budget, synchronous="normal")
     assert again.counters["dropped_readings"] == dropped * 10
 
 
 def test_protected_messages_are_kept_over_budget_and_counted(tmp_path: Path) -> None:
     s = Stamper()
-    box = Outbox.open(tmp_path / "o.db", 2000)
+    box = Outbox.open(tmp_path / "o.db", 2000)  # smaller than an empty database
     alarms = [smoke(s) for _ in range(30)]
     for alarm in alarms:
         box.put(alarm)
     assert box.depth == 30
-    assert box.stored_bytes > 2000
+    assert box.used_bytes() > 2000
     assert box.counters["over_budget"] > 0
     assert box.counters["dropped_messages"] == 0
     # new telemetry cannot displace them: it is dropped itself
