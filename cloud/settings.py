@@ -7,6 +7,8 @@ start (``extra="forbid"``), naming the field. Nested values are JSON in the envi
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -146,3 +148,27 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(f"escalation: unknown channel(s) {missing}; define them in channels")
         return self
+
+
+OTHER_AREAS = frozenset(
+    {
+        "LINLI_CHROMIUM",
+        "LINLI_CLOUD",
+        "LINLI_DATABASE_URL",
+        "LINLI_FACES_GALLERY",
+        "LINLI_FUZZ_EXAMPLES",
+        "LINLI_SHARED_DATA",
+        "LINLI_TOKEN",
+    }
+)
+"""``LINLI_*`` variables read by other parts of Linli (tests, simulators, faces), not the cloud."""
+
+
+def unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``LINLI_*`` variables that no setting reads: most likely typos (``LINLI_DB_ULR``).
+
+    pydantic-settings ignores them silently, so the app factory logs them at start.
+    """
+    env = os.environ if environ is None else environ
+    known = {f"LINLI_{name.upper()}" for name in Settings.model_fields} | OTHER_AREAS
+    return sorted(k for k in env if k.startswith("LINLI_") and k not in known)

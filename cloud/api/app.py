@@ -48,7 +48,7 @@ from cloud.rules.effects import Effects
 from cloud.rules.lookup import RegistryLookup
 from cloud.rules.packs import load_packs
 from cloud.rules.runner import RulesRunner
-from cloud.settings import Settings
+from cloud.settings import Settings, unknown_env
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,8 @@ async def _mark_ready(ingest: Ingest, ready: asyncio.Event) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The Linli cloud app. ``settings`` default to the ``LINLI_*`` environment."""
     settings = settings or Settings()
+    for name in unknown_env():
+        log.warning("environment variable %s is not a Linli cloud setting (typo?)", name)
     app = FastAPI(
         title="Linli cloud",
         version="0.1.0",

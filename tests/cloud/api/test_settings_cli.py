@@ -13,7 +13,7 @@ from cloud.__main__ import main
 from cloud.auth import service as accounts
 from cloud.db import make_engine
 from cloud.registry.tables import Device
-from cloud.settings import Settings
+from cloud.settings import Settings, unknown_env
 
 
 def test_settings_come_from_the_environment_and_unknown_keys_fail(
@@ -76,3 +76,8 @@ def test_cli_create_admin_delegates_to_accounts(
         assert user is not None and user.role == "admin"
     engine.dispose()
     assert main(["create-admin", "--db", url, "--generate", "root"]) == 1  # exists already
+
+
+def test_unknown_linli_variables_are_reported() -> None:
+    env = {"LINLI_DB_URL": "x", "LINLI_DB_ULR": "typo", "LINLI_SHARED_DATA": "/d", "PATH": "/"}
+    assert unknown_env(env) == ["LINLI_DB_ULR"]
