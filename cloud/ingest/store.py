@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -137,6 +137,7 @@ class BatchWriter:
         result = BatchResult(rejects=Counter(prepared.rejects))
         items, dead = prepared.items, prepared.dead
         with Session(self.engine) as session, session.begin():
+            _write_lock(session)
             self._dedup(session, items)
             self._admit(session, items, now)
             self._insert(session, items, now, result)
@@ -233,38 +234,11 @@ class BatchWriter:
                 continue
             if item.duplicate or not isinstance(msg, Envelope):
                 continue
-            envelopes.append(
-                (
-                    msg.msg_id,
-                    t.site,
-                    t.gateway,
-                    t.channel.value,
-                    msg.boot_id,
-                    msg.seq,
-                    when(msg.ts),
-                    msg.historical,
-                    item.pending,
-                    when(item.delivery.received_at),
-                )
-            )
+            envelopes.append(_envelope_row(item, msg, when))
             gaps.observe((t.site, t.gateway, msg.boot_id), msg.seq, msg.ts)
             base = {"site": t.site, "gateway": t.gateway, "historical": msg.historical}
             if isinstance(msg, Telemetry):
-                gw_pending = t.gateway in item.flagged
-                readings.extend(
-                    (
-                        t.site,
-                        t.gateway,
-                        r.device,
-                        r.metric,
-                        float(r.value),
-                        when(r.ts),
-                        msg.historical,
-                        gw_pending or r.device in item.flagged,
-                        msg.msg_id,
-                    )
-                    for r in msg.readings
-                )
+                readings.extend(_reading_rows(item, msg, when))
             elif isinstance(msg, DeviceEvent):
                 events.append(_event_row(base, msg, item.pending))
             elif isinstance(msg, AccessEvent):
@@ -284,6 +258,58 @@ class BatchWriter:
         session.flush()
         result.readings = len(readings)
         result.gaps_opened, result.gaps_closed = gaps.opened, gaps.closed
+
+
+def _write_lock(session: Session) -> None:
+    """On SQLite, take the database's write lock before reading anything.
+
+    pysqlite sends BEGIN only before the first write, so the batch's reads (dedup, a boot's
+    highest sequence number) would otherwise run outside the transaction and another ingest
+    writer could commit in between: a lost update that leaves a gap open for ever. A write
+    statement that matches nothing begins the transaction and takes the lock (waiting up to the
+    busy timeout). PostgreSQL needs nothing: GapTracker locks the boot's row FOR UPDATE.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE gateway_sessions SET max_seq = max_seq WHERE 0 = 1"))
+
+
+def _envelope_row(item: _Decoded, msg: Envelope, when: TimeCache) -> tuple[Any, ...]:
+    """A row of ``ingest_messages`` in ENVELOPE_COLUMNS order."""
+    t = item.decoded.topic
+    return (
+        msg.msg_id,
+        t.site,
+        t.gateway,
+        t.channel.value,
+        msg.boot_id,
+        msg.seq,
+        when(msg.ts),
+        msg.historical,
+        item.pending,
+        when(item.delivery.received_at),
+    )
+
+
+def _reading_rows(item: _Decoded, msg: Telemetry, when: TimeCache) -> list[tuple[Any, ...]]:
+    """Rows of ``readings`` in READING_COLUMNS order (booleans become 0/1)."""
+    site, gateway = item.decoded.topic.site, item.decoded.topic.gateway
+    flagged = item.flagged
+    gw_pending = gateway in flagged
+    hist, mid = msg.historical, msg.msg_id
+    return [
+        (
+            site,
+            gateway,
+            r.device,
+            r.metric,
+            float(r.value),
+            when(r.ts),
+            hist,
+            gw_pending or r.device in flagged,
+            mid,
+        )
+        for r in msg.readings
+    ]
 
 
 def _device_refs(msg: object) -> list[tuple[str, str | None, datetime]]:
