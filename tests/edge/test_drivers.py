@@ -1,10 +1,12 @@
-"""Drivers against real counterparts: gpiozero's mock pins, a pty serial line, pymodbus' server."""
+"""Drivers against real counterparts: gpiozero's mock pins, pty serial lines, pymodbus' servers."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
+import threading
 import tty
 from collections.abc import Iterator
 
@@ -264,3 +266,80 @@ async def test_modbus_connect_failure_is_a_driver_error() -> None:
     )
     with pytest.raises(DriverError, match="cannot connect"):
         await build_driver(config).open()
+
+
+@pytest.fixture
+def linked_ttys() -> Iterator[tuple[str, str]]:
+    """Two pty devices wired to each other (a null-modem cable, as socat would make)."""
+    ends = []
+    for _ in range(2):
+        master, slave = os.openpty()
+        tty.setraw(master)
+        tty.setraw(slave)
+        ends.append((master, slave))
+    (m1, s1), (m2, s2) = ends
+    stop = threading.Event()
+
+    def bridge() -> None:
+        while not stop.is_set():
+            ready, _, _ = select.select([m1, m2], [], [], 0.05)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    return
+                os.write(m2 if fd == m1 else m1, data)
+
+    thread = threading.Thread(target=bridge, name="null-modem", daemon=True)
+    thread.start()
+    yield os.ttyname(s1), os.ttyname(s2)
+    stop.set()
+    thread.join(2)
+    for fd in (m1, s1, m2, s2):
+        os.close(fd)
+
+
+async def test_modbus_rtu_against_pymodbus_serial_server(linked_ttys: tuple[str, str]) -> None:
+    from pymodbus.server import ModbusSerialServer
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    server_tty, client_tty = linked_ttys
+    device = SimDevice(
+        id=3,
+        simdata=(
+            [SimData(address=0, values=[True], datatype=DataType.BITS)],
+            [SimData(address=0, values=[False], datatype=DataType.BITS)],
+            [SimData(address=0, values=[-42], datatype=DataType.INT16)],
+            [SimData(address=0, values=[125], datatype=DataType.UINT16)],
+        ),
+    )
+    server = ModbusSerialServer(device, port=server_tty, baudrate=19200)
+    await server.serve_forever(background=True)
+    config = ModbusDriverConfig.model_validate(
+        {
+            "type": "modbus",
+            "name": "rs485",
+            "transport": "rtu",
+            "serial_port": client_tty,
+            "baudrate": 19200,
+            "timeout": 2,
+            "devices": [
+                {
+                    "id": "ebike-1",
+                    "kind": "ebike_charger",
+                    "unit": 3,
+                    "registers": [
+                        {"metric": "temperature", "address": 0, "signed": True, "scale": 0.5},
+                        {"metric": "current", "address": 0, "type": "input", "scale": 0.1},
+                    ],
+                }
+            ],
+        }
+    )
+    driver = build_driver(config)
+    try:
+        async with driver:
+            samples = await driver.read(1.0)
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+    assert {s.metric: s.value for s in samples} == {"temperature": -21.0, "current": 12.5}
