@@ -19,7 +19,15 @@ from protocols.messages import Model
 from protocols.topics import Channel, parse_topic, topic
 from tests.fuzz import strategies as s
 
-FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 channels = st.sampled_from(list(Channel))
 
 
