@@ -119,7 +119,7 @@ class ScenarioRun:
                 site=self.site,
                 report_period=60.0,
                 # health every simulated minute (the agent sleeps in real seconds)
-                health_interval=max(1.0, 60.0 / self.clock.speed),
+                health_interval=max(0.1, 60.0 / self.clock.speed),
                 # back within seconds of an outage's end, so deadlines measure the cloud
                 reconnect_max=3.0,
             ),
