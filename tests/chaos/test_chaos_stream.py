@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -81,7 +82,9 @@ def outbox_seqs(db: Path, site: str) -> dict[str, list[int]]:
     out: dict[str, list[int]] = defaultdict(list)
     with sqlite3.connect(db) as conn:
         for channel, payload in conn.execute("SELECT channel, payload FROM outbox"):
-            msg = decode(topic(site, GATEWAY, Channel(channel)), payload).message
+            # Rows hold the encoded message, zlib-compressed (older outboxes: plain JSON).
+            raw = payload if payload[:1] == b"{" else zlib.decompress(payload)
+            msg = decode(topic(site, GATEWAY, Channel(channel)), raw).message
             assert isinstance(msg, Envelope)
             out[msg.boot_id].append(msg.seq)
     return out
