@@ -211,6 +211,7 @@ def check(
     with Session(engine) as s:
         rows = s.execute(
             select(
+                Reading.id,
                 Reading.device,
                 Reading.value,
                 Reading.ts,
@@ -281,3 +282,13 @@ def check(
         order = [(b, q) for _, _, b, q in items]
         assert all(a < b for a, b in pairwise(times)), f"{device}: event time out of counter order"
         assert all(a < b for a, b in pairwise(order)), f"{device}: sequence out of counter order"
+
+    # And in the order stored (row ids follow commits): what a rules runner fed by ingest's
+    # on_stored sees. Replays, redeliveries and retries must not reorder a device.
+    arrival: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for r in rows:
+        arrival[r.device].append((r.id, float(r.value)))
+    for device, stored_rows in arrival.items():
+        stored_rows.sort()
+        in_order = [v for _, v in stored_rows]
+        assert in_order == sorted(in_order), f"{device}: stored out of order"
