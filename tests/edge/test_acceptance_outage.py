@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge.outbox import unpack
 from edge.testing import Subscriber
 from linli.services import Mosquitto
 from protocols.codec import Decoded, decode
@@ -107,7 +108,7 @@ def stored_seqs(db: Path, site: str) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     with sqlite3.connect(db) as conn:
         for channel, payload in conn.execute("SELECT channel, payload FROM outbox"):
-            msg = decode(topic(site, GATEWAY, Channel(channel)), payload).message
+            msg = decode(topic(site, GATEWAY, Channel(channel)), unpack(payload)).message
             assert isinstance(msg, Envelope)
             out.setdefault(msg.boot_id, []).append(msg.seq)
     return out

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.anyio
 DRIVER = {
     "type": "simulated",
     "name": "sim",
-    "interval": 0.02,
-    "devices": [{"id": f"t-{i}", "kind": "temperature", "seed": i} for i in range(10)]
+    "interval": 0.01,
+    "devices": [{"id": f"t-{i}", "kind": "temperature", "seed": i} for i in range(30)]
     + [{"id": "smoke-1", "kind": "smoke", "seed": 99}],
 }
 
