@@ -590,3 +590,43 @@ def test_admin_manages_users_in_the_console(browser: Browser, live_site: Site) -
     assert actions[:2] == ["user.role", "user.create"], actions
     other.close()
     assert not errors and not page_errors, errors + page_errors
+
+
+def test_manager_approves_a_new_device(browser: Browser, live_site: Site) -> None:
+    """A device the site file does not declare reports in: it waits for approval; the manager
+    approves it on the devices tab (audited)."""
+    now = datetime.now(UTC)
+    live_site.gateway.send(
+        Telemetry(
+            msg_id=new_id(),
+            boot_id=live_site.gateway.boot_id,
+            seq=live_site.gateway.next_seq(),
+            ts=now,
+            readings=(Reading(device="smoke-new", metric="smoke", value=False, ts=now),),
+        )
+    )
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live_site.url, "manager1")
+    page.wait_for_selector("body[data-ready='1']")
+    item = page.locator(f".pending-item[data-pending='{live_site.site}/smoke-new']")
+    deadline = time.monotonic() + 30
+    while item.count() == 0:  # ingest registers the unknown device as it stores the reading
+        assert time.monotonic() < deadline, "the new device never waited for approval"
+        page.click('#tabs button[data-tab="alerts"]')
+        page.click('#tabs button[data-tab="devices"]')
+        page.wait_for_timeout(300)
+    item.locator("select.kind-pick").select_option("smoke")  # its kind was not known
+    screenshot(page, "console-pending-zh")
+    item.locator("button[data-approval='approved']").click()
+    expect(item).to_have_count(0)
+    row = page.locator("tr[data-device='smoke-new']")
+    expect(row).to_contain_text("烟感")
+    expect(row).to_contain_text("正常")
+    log = page.evaluate("fetch('/api/audit?action=device.approval').then(r => r.json())")
+    assert [(e["actor"], e["target"]) for e in log] == [("manager1", f"{live_site.site}/smoke-new")]
+    context.close()
+    assert not errors, errors

@@ -273,7 +273,49 @@
     const devices = items(await api(PATHS.devices)).map((d) => Object.assign({}, d, { state: deviceState(d) }));
     document.getElementById("map").replaceChildren(LinliCharts.siteMap(devices, (d) => showDevice(d)));
   }
+  /* Gateways and devices waiting for a manager's approval. */
+  async function loadPending() {
+    const box = document.getElementById("pending");
+    if (!["admin", "manager"].includes(me.role)) return;
+    const pending = await api("/api/registry/pending");
+    const rows = [
+      ...pending.gateways.map((g) => ({ what: "gateways", site: g.site, id: g.id, kind: t("kind.gateway") })),
+      ...pending.devices.map((d) => ({ what: "devices", site: d.site, id: d.id, kind: d.kind ? tOr("kind." + d.kind, d.kind) : null })),
+    ];
+    const kinds = Object.keys(Linli.state.config.metrics || {});
+    box.classList.toggle("hidden", rows.length === 0);
+    box.replaceChildren(
+      el("h2", {}, t("devices.pending")),
+      ...rows.map((r) => {
+        /* A device of unknown kind gets its kind with the approval. */
+        const pick = r.kind === null ? el("select", { class: "kind-pick" }, el("option", { value: "" }, t("devices.kind")), ...kinds.map((k) => el("option", { value: k }, tOr("kind." + k, k)))) : null;
+        return el(
+          "div",
+          { class: "row pending-item", dataset: { pending: `${r.site}/${r.id}` } },
+          el("span", { style: "flex:1" }, `${r.site}/${r.id}` + (r.kind ? ` · ${r.kind}` : "")),
+          pick,
+          ...["approved", "rejected"].map((approval) =>
+            el("button", {
+              class: "btn " + (approval === "approved" ? "ok" : "ghost"),
+              dataset: { approval },
+              onclick: async () => {
+                try {
+                  const body = pick && pick.value ? { approval, kind: pick.value } : { approval };
+                  await api(`/api/registry/${r.what}/${encodeURIComponent(r.site)}/${encodeURIComponent(r.id)}/approval`, { method: "POST", json: body });
+                  toast(t(approval === "approved" ? "devices.approved" : "devices.rejected", { name: r.id }), "ok");
+                } catch (error) {
+                  toast(errorText(error), "error");
+                }
+                loadDevices();
+              },
+            }, t(approval === "approved" ? "devices.approve" : "devices.reject")),
+          ),
+        );
+      }),
+    );
+  }
   async function loadDevices() {
+    loadPending().catch((error) => toast(errorText(error), "error"));
     const devices = items(await api(PATHS.devices));
     document.getElementById("device-list").replaceChildren(
       el(
