@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(0, len(backlog), 100):
             box.put_many(backlog[i : i + 100])
         fill = time.perf_counter() - fill_start
+        disk = box.used_bytes()
         box.close()
         counter = Counter(broker.port, topic_filter(None, SITE))
         try:
@@ -204,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_seconds": round(base_s, 3),
         "replay_vs_baseline": round(base_s / result["received_s"], 3),
         "outbox_fill_readings_per_s": round(readings / fill),
+        "outbox_disk_bytes_per_reading": round(disk / readings, 1),
         "units": {"rates": "per second, wall clock", "seconds": "s"},
         "note": "broker, subscriber and agent share this machine's cores",
     }
