@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from protocols.errors import ProtocolError, RejectReason
 from protocols.messages import (
@@ -90,6 +91,13 @@ def decode(topic: str, payload: bytes, *, uplink: bool | None = None) -> Decoded
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(RejectReason.NOT_UTF8, str(exc), topic) from exc
+    if b"NaN" in payload or b"Infinity" in payload:
+        # pydantic's JSON parser accepts these non-JSON tokens; a free-form field would keep a
+        # NaN that no longer round-trips. A strict parse is only paid when the bytes appear.
+        try:
+            from_json(payload, allow_inf_nan=False)
+        except ValueError as exc:
+            raise ProtocolError(RejectReason.NOT_JSON, str(exc), topic) from exc
     model = MODELS[parsed.channel]
     try:
         message = model.model_validate_json(text)

@@ -21,10 +21,18 @@ MAX_THUMBNAIL_BYTES = 20 * 1024
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$", max_length=64)]
 """Lower-case dotted names for metrics, event types and commands, e.g. ``door.open``."""
-Text = Annotated[str, Field(max_length=500)]
+# Free text never carries NUL: PostgreSQL cannot store it, and no sensor or person needs it.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, Field(max_length=500, pattern=NO_NUL)]
+
 MsgId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{8,64}$")]
 Scalar = Annotated[float, Field(allow_inf_nan=False)] | bool
-AttrValue = str | bool | Annotated[float, Field(allow_inf_nan=False)] | None
+AttrValue = (
+    Annotated[str, Field(max_length=500, pattern=NO_NUL)]
+    | bool
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | None
+)
 Attrs = Annotated[dict[Name, AttrValue], Field(max_length=32)]
 
 
@@ -57,7 +65,7 @@ class GatewayState(Model):
     status: GatewayStatus
     boot_id: MsgId
     ts: AwareDatetime
-    agent_version: Annotated[str, Field(max_length=32)] | None = None
+    agent_version: Annotated[str, Field(max_length=32, pattern=NO_NUL)] | None = None
     reason: Text | None = Field(None, description="Why offline: 'will', 'shutdown', …")
 
 
@@ -65,7 +73,7 @@ class Reading(Model):
     device: Ident
     metric: Name
     value: Scalar
-    unit: Annotated[str, Field(max_length=16)] | None = None
+    unit: Annotated[str, Field(max_length=16, pattern=NO_NUL)] | None = None
     ts: AwareDatetime
 
 
@@ -125,7 +133,7 @@ class AccessEvent(Envelope):
     method: AccessMethod = AccessMethod.NONE
     camera: Ident | None = None
     person_id: Ident | None = None
-    person_name: Annotated[str, Field(max_length=64)] | None = None
+    person_name: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
     distance: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     liveness: Annotated[float, Field(ge=0, le=1)] | None = None
     thumbnail_jpeg_b64: (
@@ -144,7 +152,7 @@ class Command(Model):
     params: Attrs = Field(default_factory=dict)
     issued_at: AwareDatetime
     expires_at: AwareDatetime
-    issued_by: Annotated[str, Field(max_length=64)] | None = None
+    issued_by: Annotated[str, Field(max_length=64, pattern=NO_NUL)] | None = None
 
     @model_validator(mode="after")
     def _expiry_after_issue(self) -> Command:

@@ -41,7 +41,9 @@ times = st.datetimes(
 )
 finite = st.floats(allow_nan=False, allow_infinity=False)
 scalars = finite | st.booleans()
-texts = st.text(max_size=40)
+# Free wire text never carries NUL (protocols.messages.NO_NUL).
+safe = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+texts = st.text(safe, max_size=40)
 attr_values = st.none() | st.booleans() | finite | texts
 attrs = st.dictionaries(names, attr_values, max_size=5)
 
@@ -68,7 +70,7 @@ readings = st.builds(
     device=idents,
     metric=names,
     value=scalars,
-    unit=st.none() | st.text(max_size=16),
+    unit=st.none() | st.text(safe, max_size=16),
     ts=times,
 )
 
@@ -77,8 +79,8 @@ gateway_states = st.builds(
     status=st.sampled_from(GatewayStatus),
     boot_id=msg_ids,
     ts=times,
-    agent_version=st.none() | st.text(max_size=32),
-    reason=st.none() | st.text(max_size=60),
+    agent_version=st.none() | st.text(safe, max_size=32),
+    reason=st.none() | st.text(safe, max_size=60),
 )
 
 telemetry = st.builds(
@@ -105,7 +107,7 @@ access_events = st.builds(
     method=st.sampled_from(AccessMethod),
     camera=st.none() | idents,
     person_id=st.none() | idents,
-    person_name=st.none() | st.text(max_size=64),
+    person_name=st.none() | st.text(safe, max_size=64),
     distance=st.none() | st.floats(min_value=0, allow_nan=False, allow_infinity=False),
     liveness=st.none() | st.floats(min_value=0, max_value=1),
     thumbnail_jpeg_b64=st.none()
@@ -127,7 +129,7 @@ def commands(draw: st.DrawFn) -> Command:
         params=draw(attrs),
         issued_at=issued,
         expires_at=issued + draw(st.timedeltas(timedelta(microseconds=1), timedelta(days=3650))),
-        issued_by=draw(st.none() | st.text(max_size=64)),
+        issued_by=draw(st.none() | st.text(safe, max_size=64)),
     )
 
 
@@ -136,7 +138,7 @@ command_acks = st.builds(
     **envelope(),
     cmd_id=msg_ids,
     status=st.sampled_from(AckStatus),
-    reason=st.none() | st.text(max_size=80),
+    reason=st.none() | st.text(safe, max_size=80),
     result=attrs,
 )
 

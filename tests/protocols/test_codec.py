@@ -186,3 +186,14 @@ def test_new_ids_are_unique_and_valid() -> None:
     assert len(ids) == 1000
     env = {**ENV, "msg_id": ids.pop()}
     assert CommandAck(**env, cmd_id=new_id(), status=AckStatus.OK)
+
+
+def test_nul_in_free_text_is_refused() -> None:
+    data = json.loads(encode(samples()[Channel.ACCESS]))
+    data["person_name"] = "Li\u0000Lei"
+    with pytest.raises(ProtocolError) as info:
+        decode(topic("s1", "gw1", Channel.ACCESS), json.dumps(data).encode())
+    assert info.value.reason is RejectReason.SCHEMA
+    assert "person_name" in info.value.detail
+    data["person_name"] = "李雷"
+    assert decode(topic("s1", "gw1", Channel.ACCESS), json.dumps(data).encode())
