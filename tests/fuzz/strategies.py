@@ -42,7 +42,7 @@ times = st.datetimes(
 finite = st.floats(allow_nan=False, allow_infinity=False)
 scalars = finite | st.booleans()
 # Free wire text never carries NUL (protocols.messages.NO_NUL).
-safe = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+safe = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 texts = st.text(safe, max_size=40)
 attr_values = st.none() | st.booleans() | finite | texts
 attrs = st.dictionaries(names, attr_values, max_size=5)
