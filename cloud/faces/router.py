@@ -11,13 +11,16 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel
 from starlette.requests import HTTPConnection
 
+from cloud.api.params import BIGINT_MAX
 from cloud.auth.deps import Staff, public
 from cloud.faces.dbstore import DbGallery
 from cloud.faces.store import GalleryStore, NotFound
+
+GalleryVersion = Annotated[int, Path(ge=0, le=BIGINT_MAX)]
 
 router = APIRouter(prefix="/api/faces", tags=["faces"])
 
@@ -59,7 +62,7 @@ def latest_version(store: Store, _user: Staff) -> GalleryVersionOut:
     responses={200: {"content": {"application/json": {}}}, 403: {}, 404: {}},
 )
 def gallery_bundle(
-    version: int, store: Store, token: Annotated[str, Query(max_length=128)] = ""
+    version: GalleryVersion, store: Store, token: Annotated[str, Query(max_length=128)] = ""
 ) -> Response:
     try:
         info = store.version_info(version)

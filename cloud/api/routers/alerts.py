@@ -16,6 +16,7 @@ from sqlalchemy import select
 from cloud.alerts import service
 from cloud.alerts.states import IllegalTransition, Severity, Status, Transition
 from cloud.alerts.views import AlertEventOut, AlertOut, live_event
+from cloud.api.params import Offset, RowId
 from cloud.api.services import Svc
 from cloud.auth import audit
 from cloud.auth.deps import STAFF, DbSession, Principal, Role, require_roles
@@ -95,7 +96,7 @@ def list_alerts(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AlertOut]:
     flt = _filter(site, status_, severity, rule_id, subject, active, since, until, limit, offset)
     return service.list_alerts(db, flt)
@@ -150,13 +151,13 @@ def _get(db: DbSession, alert_id: int) -> AlertOut:
 
 
 @router.get("/{alert_id}", summary="One alert with its timeline")
-def get_alert(alert_id: int, who: Reader, db: DbSession) -> AlertDetail:
+def get_alert(alert_id: RowId, who: Reader, db: DbSession) -> AlertDetail:
     alert = _get(db, alert_id)
     return AlertDetail(alert=alert, timeline=service.timeline(db, alert_id))
 
 
 @router.get("/{alert_id}/timeline", summary="Every transition, comment and notification")
-def get_timeline(alert_id: int, who: Reader, db: DbSession) -> list[AlertEventOut]:
+def get_timeline(alert_id: RowId, who: Reader, db: DbSession) -> list[AlertEventOut]:
     _get(db, alert_id)
     return service.timeline(db, alert_id)
 
@@ -172,7 +173,7 @@ class EvidenceOut(BaseModel):
 
 @router.get("/{alert_id}/evidence", summary="Evidence, and the readings around the trigger")
 def get_evidence(
-    alert_id: int,
+    alert_id: RowId,
     who: Reader,
     db: DbSession,
     window_s: Annotated[float, Query(gt=0, le=3600)] = 60,
@@ -227,45 +228,45 @@ def _act(
 
 @router.post("/{alert_id}/ack", summary="Acknowledge (stops escalation)")
 def acknowledge(
-    alert_id: int, who: Worker, db: DbSession, svc: Svc, body: ActionIn | None = None
+    alert_id: RowId, who: Worker, db: DbSession, svc: Svc, body: ActionIn | None = None
 ) -> AlertOut:
     return _act(svc, db, alert_id, Transition.ACKNOWLEDGE, who, note=_note(body))
 
 
 @router.post("/{alert_id}/assign", summary="Assign to a person")
-def assign(alert_id: int, body: AssignIn, who: Manager, db: DbSession, svc: Svc) -> AlertOut:
+def assign(alert_id: RowId, body: AssignIn, who: Manager, db: DbSession, svc: Svc) -> AlertOut:
     return _act(svc, db, alert_id, Transition.ASSIGN, who, note=body.note, assignee=body.assignee)
 
 
 @router.post("/{alert_id}/start", summary="Start work (assigns the caller if nobody is)")
 def start(
-    alert_id: int, who: Worker, db: DbSession, svc: Svc, body: ActionIn | None = None
+    alert_id: RowId, who: Worker, db: DbSession, svc: Svc, body: ActionIn | None = None
 ) -> AlertOut:
     return _act(svc, db, alert_id, Transition.START, who, note=_note(body))
 
 
 @router.post("/{alert_id}/resolve", summary="Resolve (a person's judgement, audited)")
 def resolve(
-    alert_id: int, who: Worker, db: DbSession, svc: Svc, body: ActionIn | None = None
+    alert_id: RowId, who: Worker, db: DbSession, svc: Svc, body: ActionIn | None = None
 ) -> AlertOut:
     return _act(svc, db, alert_id, Transition.RESOLVE, who, note=_note(body))
 
 
 @router.post("/{alert_id}/close", summary="Close a resolved alert (audited)")
 def close(
-    alert_id: int, who: Manager, db: DbSession, svc: Svc, body: ActionIn | None = None
+    alert_id: RowId, who: Manager, db: DbSession, svc: Svc, body: ActionIn | None = None
 ) -> AlertOut:
     return _act(svc, db, alert_id, Transition.CLOSE, who, note=_note(body))
 
 
 @router.post("/{alert_id}/comment", summary="Add a comment to the timeline")
-def comment(alert_id: int, body: CommentIn, who: Worker, db: DbSession, svc: Svc) -> AlertOut:
+def comment(alert_id: RowId, body: CommentIn, who: Worker, db: DbSession, svc: Svc) -> AlertOut:
     return _act(svc, db, alert_id, Transition.COMMENT, who, note=body.text)
 
 
 @router.post("/{alert_id}/escalate", summary="Escalate now to the next tier")
 def escalate(
-    alert_id: int, who: Escalator, db: DbSession, svc: Svc, body: ActionIn | None = None
+    alert_id: RowId, who: Escalator, db: DbSession, svc: Svc, body: ActionIn | None = None
 ) -> AlertOut:
     _get(db, alert_id)
     try:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.api.params import RowIdFilter
 from cloud.api.services import Svc
 from cloud.auth import audit
 from cloud.auth.deps import STAFF, DbSession, Principal, Role, require_roles
@@ -86,7 +87,7 @@ def list_commands(
     who: Reader,
     db: DbSession,
     site: str | None = None,
-    alert_id: int | None = None,
+    alert_id: RowIdFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[service.CommandOut]:
     return service.list_commands(db, site=site, alert_id=alert_id, limit=limit)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
+from cloud.api.params import Offset
 from cloud.api.services import Svc
 from cloud.auth import audit
 from cloud.auth.deps import DbSession, Principal, Role, require_roles
@@ -148,7 +149,7 @@ def list_devices(
     zone: str | None = None,
     approval: Approval | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[DeviceOut]:
     q = select(Device).order_by(Device.site, Device.id)
     if site:
