@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
+from cloud.api.params import RowId
 from cloud.auth import audit
 from cloud.auth.deps import DbSession, Principal, Role, require_roles
 from dashboards.tables import VisitorPass
@@ -136,7 +137,7 @@ def _get(db: DbSession, pass_id: int) -> VisitorPass:
 
 
 @router.get("/api/visitor-passes/{pass_id}/qr.svg", response_class=Response)
-def pass_qr(pass_id: int, who: Issuer, db: DbSession) -> Response:
+def pass_qr(pass_id: RowId, who: Issuer, db: DbSession) -> Response:
     """The pass as a QR code (SVG, made on the server with segno; the standard 4-module quiet
     zone, which scanners need)."""
     row = _get(db, pass_id)
@@ -150,7 +151,7 @@ def pass_qr(pass_id: int, who: Issuer, db: DbSession) -> Response:
 
 
 @router.post("/api/visitor-passes/{pass_id}/revoke")
-def revoke_pass(pass_id: int, who: GateStaff, db: DbSession) -> PassOut:
+def revoke_pass(pass_id: RowId, who: GateStaff, db: DbSession) -> PassOut:
     row = _get(db, pass_id)
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.auth import audit
 from cloud.faces.store import Consent, NotFound, StoredEncoding, VersionInfo, make_bundle
 from cloud.faces.tables import (
     FaceConsent,
@@ -28,8 +29,12 @@ def _info(row: FaceGalleryVersion) -> VersionInfo:
 
 
 class DbGallery:
-    def __init__(self, engine: Engine) -> None:
+    """The cloud's gallery. Enrolment, consent and erasure are written to the audit log in the
+    same transaction as the change; ``actor`` names who did it (the CLI passes the OS user)."""
+
+    def __init__(self, engine: Engine, actor: str = audit.SYSTEM) -> None:
         self.engine = engine
+        self.actor = actor
         self._session = sessionmaker(engine, expire_on_commit=False)
 
     def _s(self) -> Session:
@@ -54,6 +59,13 @@ class DbGallery:
                 )
             else:
                 row.given_by, row.basis, row.at = consent.given_by, consent.basis, consent.at
+            audit.record(
+                s,
+                self.actor,
+                "face.consent",
+                f"person:{consent.person_id}",
+                {"given_by": consent.given_by, "basis": consent.basis},
+            )
 
     def people(self) -> dict[str, str | None]:
         with self._s() as s:
@@ -100,6 +112,13 @@ class DbGallery:
                     thumbnail_expires=thumbnail_expires,
                 )
             )
+            audit.record(
+                s,
+                self.actor,
+                "face.enrol",
+                f"person:{encoding.person_id}",
+                {"source": encoding.source[:255], "image_sha256": encoding.image_sha256},
+            )
 
     def erase(self, person_id: str, *, by: str, at: datetime) -> int:
         with self._s() as s, s.begin():
@@ -108,6 +127,7 @@ class DbGallery:
             s.execute(delete(FacePerson).where(FacePerson.person_id == person_id))
             s.execute(delete(FaceConsent).where(FaceConsent.person_id == person_id))
             s.add(FaceErasure(person_id=person_id, by=by, at=at, encodings_removed=removed))
+            audit.record(s, by, "face.erase", f"person:{person_id}", {"encodings": removed})
             return int(removed)
 
     def erased(self) -> list[str]:

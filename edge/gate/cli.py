@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ def _store(args: argparse.Namespace) -> GalleryStore:
 
         engine = make_engine(args.db)
         create_schema(engine)
-        return DbGallery(engine)
+        return DbGallery(engine, actor=f"cli:{getpass.getuser()}")
     return FileGallery(Path(args.gallery))
 
 

@@ -113,3 +113,28 @@ def test_bundle_hash_mismatch_is_refused() -> None:
         bundles.parse(data, expected_sha256="0" * 64)
     with pytest.raises(GalleryError, match="malformed"):
         bundles.parse(b'{"format": "linli.gallery/1", "version": 0}')
+
+
+def test_db_gallery_audits_consent_enrolment_and_erasure(tmp_path: Path) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from cloud.auth.tables import AuditEntry
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    create_schema(engine)
+    store = DbGallery(engine, actor="cli:operator")
+    at = datetime(2026, 11, 27, tzinfo=UTC)
+    store.record_consent(Consent("p1", "p1 in person", "written", at))
+    store.add(
+        StoredEncoding("p1", np.zeros(128, np.float32), "ab" * 32, "p1.jpg"), name="P1", at=at
+    )
+    store.erase("p1", by="manager1", at=at)
+    with Session(engine) as s:
+        rows = [(e.actor, e.action, e.target) for e in s.scalars(select(AuditEntry))]
+    assert rows == [
+        ("cli:operator", "face.consent", "person:p1"),
+        ("cli:operator", "face.enrol", "person:p1"),
+        ("manager1", "face.erase", "person:p1"),
+    ]
+    engine.dispose()
