@@ -31,7 +31,7 @@ from cloud.notify.hub import Hub
 from cloud.rules.effects import Effects, RuleAction
 from cloud.rules.tables import RuleStateRow
 from protocols.codec import Decoded
-from protocols.messages import AccessEvent, CommandAck, GatewayState, GatewayStatus
+from protocols.messages import AccessEvent, CommandAck, Envelope, GatewayState, GatewayStatus
 from protocols.rules.engine import RuleEngine
 from protocols.rules.language import RuleSet
 from protocols.rules.observations import Lookup, Observation, observations_from
@@ -157,7 +157,13 @@ class RulesRunner:
 
     def _evaluate(self, stored: StoredMessage) -> list[RuleAction]:
         out: list[RuleAction] = []
-        observations = observations_from(Decoded(stored.topic, stored.message), self.lookup)
+        message = stored.message
+        if isinstance(message, Envelope) and message.historical and self._fresh(message.ts):
+            # Replayed after a short outage: a smoke alarm 20 s late is still an emergency. Only
+            # replayed data older than stale_after_s is history that must not raise as new.
+            message = message.model_copy(update={"historical": False})
+            self.counts["replayed_fresh"] += 1
+        observations = observations_from(Decoded(stored.topic, message), self.lookup)
         self.counts["observations"] += len(observations)
         observe = self.engine.observe
         for obs in observations:
@@ -170,6 +176,10 @@ class RulesRunner:
                     "rule evaluation failed for %s/%s %s: %s", obs.site, obs.device, obs.signal, exc
                 )
         return out
+
+    def _fresh(self, ts: datetime) -> bool:
+        age = (datetime.now(UTC) - ts).total_seconds()
+        return age <= self.effects.settings.stale_after_s
 
     def _apply_acks(self, acks: list[tuple[str, str, CommandAck]]) -> None:
         with self.sessions.begin() as db:

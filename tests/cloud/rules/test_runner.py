@@ -131,10 +131,25 @@ async def test_historical_replay_never_raises_but_live_data_does(
 ) -> None:
     runner = make_runner(sessions)
     now = datetime.now(UTC)
-    await feed(runner, [stored("s1", "t1", 70, now - timedelta(minutes=5), historical=True)])
+    stale = runner.effects.settings.stale_after_s
+    old = now - timedelta(seconds=stale + 60)
+    await feed(runner, [stored("s1", "t1", 70, old, historical=True)])
     assert alerts(sessions) == []
     await feed(runner, [stored("s1", "t9", 70, now)])
     assert alerts(sessions) == [("hot", "t9", False)]
+
+
+@pytest.mark.anyio
+async def test_replay_after_a_short_outage_still_raises(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A reading held back by a brief link loss is flagged historical by the gateway, but it
+    is not stale: an alarm 30 s late must still reach the board."""
+    runner = make_runner(sessions)
+    now = datetime.now(UTC)
+    await feed(runner, [stored("s1", "t2", 70, now - timedelta(seconds=30), historical=True)])
+    assert alerts(sessions) == [("hot", "t2", False)]
+    assert runner.counts["replayed_fresh"] == 1
 
 
 @pytest.mark.anyio
