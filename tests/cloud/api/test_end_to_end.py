@@ -178,7 +178,7 @@ def test_historical_and_stale_readings_never_raise_a_new_alert(
     cloud.import_site(demo_site(site))
     now = datetime.now(UTC)
     # Replayed and older than stale_after_s: history. (A replay younger than that is treated
-    # as live: see tests/cloud/rules/test_runner.py.)
+    # as live: see tests/cloud/rules/test_rules_runner.py.)
     gateway.send(
         telemetry(gateway, now - timedelta(minutes=20), ("smoke-1", "smoke", True), historical=True)
     )
