@@ -82,6 +82,7 @@ class Effects:
         self.notifier = notifier
         self.hub = hub
         self.publisher = publisher
+        self._warned_channels: set[tuple[str, str]] = set()
         self.counts: Counter[str] = Counter()
         self._queue: asyncio.Queue[list[RuleAction]] = asyncio.Queue(QUEUE_ITEMS)
         self.apply_seconds = 0.0
@@ -343,7 +344,16 @@ class Effects:
         unknown = set(wanted) - set(channels) - ({WHISTLE} if whistle else set())
         if unknown:
             self.counts["notify_unknown_channel"] += len(unknown)
-            log.warning("rule %s names unconfigured channel(s) %s", action.rule_id, sorted(unknown))
+            # The shipped pack names channels (e.g. "sms") a site may not configure: say so once
+            # per rule and channel, then only count.
+            fresh = {(action.rule_id, c) for c in unknown} - self._warned_channels
+            if fresh:
+                self._warned_channels |= fresh
+                log.warning(
+                    "rule %s names unconfigured channel(s) %s (define them in LINLI_CHANNELS)",
+                    action.rule_id,
+                    sorted(c for _, c in fresh),
+                )
         if whistle and alert_id is not None:
             row = db.get_one(Alert, alert_id)
             if row.whistled_at is not None:
