@@ -27,9 +27,7 @@ from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from edge.drivers.simulated import SimulatedDriver
 from edge.envelope import utc
-from edge.health import HealthProbe
-from protocols.kinds import DeviceKind, metric
-from protocols.messages import AccessEvent, Reading, Telemetry
+from protocols.messages import AccessEvent
 from simulators.devices import VirtualDevice
 from simulators.errors import SimulatorError
 from simulators.scenario import AccessStep
@@ -104,31 +102,6 @@ def _mirror(device: VirtualDevice, metric_name: str, invert: bool, on: bool) -> 
     device.actuate(metric_name, on != invert)
 
 
-class SimAgent(EdgeAgent):
-    """The real edge agent, with its health report stamped by the agent's own clock.
-
-    ``EdgeAgent.emit_health`` stamps health telemetry with the wall clock rather than the
-    agent's ``clock``; on an accelerated simulated clock the gateway's health would then look
-    hours old. Same report, the agent's clock: drop this class once the agent uses its clock.
-    """
-
-    def emit_health(self, probe: HealthProbe | None = None) -> None:
-        probe = probe or HealthProbe(self.config.db_path.parent)
-        now = utc(self.clock())
-        values = probe.measure(self.outbox, self.uplink.reconnects)
-        readings = tuple(
-            Reading(
-                device=self.config.gateway,
-                metric=name,
-                value=value,
-                unit=info.unit if (info := metric(DeviceKind.GATEWAY, name)) else None,
-                ts=now,
-            )
-            for name, value in values.items()
-        )
-        self.outbox.put(self.stamp(Telemetry, ts=now, readings=readings))
-
-
 class SimGateway:
     """One gateway of the virtual site: the real agent plus the simulator's handles on it."""
 
@@ -143,7 +116,7 @@ class SimGateway:
             broker = config.broker.model_copy(update={"host": "127.0.0.1", "port": proxy.port})
             config = config.model_copy(update={"broker": broker})
         self.config = config
-        self.agent = SimAgent(config, clock=self.now)
+        self.agent = EdgeAgent(config, clock=self.now)
         self.devices: dict[str, VirtualDevice] = {}
         for driver in self.agent.drivers:
             if isinstance(driver, SimulatedDriver):
