@@ -28,7 +28,7 @@ Text = Annotated[str, Field(max_length=500, pattern=NO_NUL)]
 MsgId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{8,64}$")]
 Scalar = Annotated[float, Field(allow_inf_nan=False)] | bool
 AttrValue = (
-    Annotated[str, Field(max_length=500, pattern=NO_NUL)]
+    Annotated[str, Field(pattern=NO_NUL)]
     | bool
     | Annotated[float, Field(allow_inf_nan=False)]
     | None
