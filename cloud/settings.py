@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = Field(1883, ge=1, le=65535)
     mqtt_client_id: str = Field("linli-cloud", description="Ingest's persistent session id")
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        "5", description='MQTT version: "5", or "3.1.1" for brokers without MQTT 5'
+    )
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     ingest_enabled: bool = Field(True, description="Run MQTT ingest in this process")

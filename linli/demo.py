@@ -135,6 +135,8 @@ async def run(args: argparse.Namespace) -> int:
             mqtt_host=broker.host,
             mqtt_port=broker.port,
             mqtt_client_id="linli-demo-cloud",
+            # amqtt speaks MQTT 3.1.1 only; mosquitto gets the MQTT 5 default.
+            mqtt_protocol="3.1.1" if broker.kind == "amqtt" else "5",
         )
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -144,7 +146,11 @@ async def run(args: argparse.Namespace) -> int:
         configs = site_configs(
             sitefile,
             SiteOptions(
-                host=broker.host, port=broker.port, state_dir=state / "gateways", max_interval=5.0
+                host=broker.host,
+                port=broker.port,
+                state_dir=state / "gateways",
+                max_interval=5.0,
+                protocol="3.1.1" if broker.kind == "amqtt" else "5",
             ),
         )
         async with asyncio.TaskGroup() as tg:

@@ -48,6 +48,7 @@ class SiteOptions:
     health_interval: float = 60.0
     site: str | None = None  # run the site file under another site id (test isolation)
     reconnect_max: float = 30.0  # the agents' reconnect backoff cap (s)
+    protocol: str = "5"  # MQTT version the agents speak: "5" or "3.1.1"
 
 
 def device_seed(base: int, spec: DeviceSpec) -> int:
@@ -106,6 +107,7 @@ def gateway_config(sitefile: SiteFile, gateway_id: str, options: SiteOptions) ->
             "host": options.host,
             "port": options.port,
             "reconnect_max": options.reconnect_max,
+            "protocol": options.protocol,
             "reconnect_min": min(0.5, options.reconnect_max),
         },
         "outbox": {"synchronous": options.synchronous},

@@ -109,6 +109,7 @@ def build_services(settings: Settings) -> Services:
             f"{settings.mqtt_client_id}-pub-{settings.shard_index}",
             username=settings.mqtt_username,
             password=settings.mqtt_password,
+            protocol=settings.mqtt_protocol,
         )
         if settings.mqtt_enabled
         else None
@@ -155,6 +156,7 @@ def build_services(settings: Settings) -> Services:
                 client_id=settings.mqtt_client_id,
                 username=settings.mqtt_username,
                 password=settings.mqtt_password,
+                protocol=settings.mqtt_protocol,
                 sites=settings.ingest_sites,
                 batch_size=settings.ingest_batch_size,
                 linger_s=settings.ingest_linger_s,

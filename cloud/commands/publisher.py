@@ -44,8 +44,10 @@ class Publisher(LoopBound):
         password: str | None = None,
         queue_size: int = 10_000,
         reconnect_max_s: float = 30.0,
+        protocol: str = "5",
     ) -> None:
         super().__init__()
+        self.protocol = protocol
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -91,7 +93,11 @@ class Publisher(LoopBound):
                     identifier=self.client_id,
                     username=self.username,
                     password=self.password,
-                    protocol=aiomqtt.ProtocolVersion.V5,
+                    protocol=(
+                        aiomqtt.ProtocolVersion.V5
+                        if self.protocol == "5"
+                        else aiomqtt.ProtocolVersion.V311
+                    ),
                     timeout=10,
                 ) as client:
                     self.connected.set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,6 +25,11 @@ class IngestConfig(BaseModel):
     )
     username: str | None = None
     password: str | None = None
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5",
+        description="MQTT version. 3.1.1 keeps the persistent session (clean_session false) and "
+        "ack-after-store, but has no shared subscriptions",
+    )
     sites: tuple[Ident, ...] | None = Field(None, description="Only these sites (None: every site)")
     shared_group: Ident | None = Field(
         None,
@@ -70,6 +75,10 @@ class IngestConfig(BaseModel):
 
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> IngestConfig:
+        if self.shared_group is not None and self.protocol != "5":
+            raise ValueError(
+                "shared_group needs protocol 5 (MQTT 3.1.1 has no shared subscriptions)"
+            )
         if self.batch_size > self.queue_bound:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must not exceed queue_bound ({self.queue_bound})"

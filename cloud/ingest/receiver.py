@@ -49,7 +49,8 @@ class Receiver:
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
-            protocol=paho.MQTTv5,
+            protocol=paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311,
+            clean_session=None if config.protocol == "5" else False,
             manual_ack=True,
         )
         if config.username is not None:
@@ -62,16 +63,21 @@ class Receiver:
         self._client = client
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        props.ReceiveMaximum = self.config.max_inflight
-        self._client.connect_async(
-            self.config.host,
-            self.config.port,
-            keepalive=self.config.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
+        if self.config.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.config.session_expiry_s
+            props.ReceiveMaximum = self.config.max_inflight
+            self._client.connect_async(
+                self.config.host,
+                self.config.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:  # 3.1.1: the persistent session comes from clean_session=False at construction
+            self._client.connect_async(
+                self.config.host, self.config.port, keepalive=self.config.keepalive_s
+            )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -107,8 +113,11 @@ class Receiver:
         self.connection += 1
         self.connects += 1
         self.session_present = flags.session_present
-        options = SubscribeOptions(qos=1)
-        client.subscribe([(f, options) for f in self.config.filters()])
+        if self.config.protocol == "5":
+            options = SubscribeOptions(qos=1)
+            client.subscribe([(f, options) for f in self.config.filters()])
+        else:
+            client.subscribe([(f, 1) for f in self.config.filters()])
         log.info(
             "ingest %s connected to %s:%d (session present: %s)",
             self.config.client_id,

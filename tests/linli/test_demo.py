@@ -11,27 +11,21 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 def _running(pattern: str) -> bool:
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return bool(out.stdout.strip())
 
 
-def test_demo_shows_smoke_alert_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
+def test_demo_shows_smoke_alert_and_stops_on_ctrl_c(tmp_path: Path, broker: str) -> None:
+    """mosquitto when installed; the embedded amqtt (MQTT 3.1.1) on a machine without it."""
     state = tmp_path / "demo"
+    argv = ["demo", "--port", "0", "--state-dir", str(state), "--smoke-after", "2"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "linli",
-            "demo",
-            "--port",
-            "0",
-            "--state-dir",
-            str(state),
-            "--smoke-after",
-            "2",
-        ],
+        [sys.executable, "-m", "linli", *argv, "--broker", broker],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -57,7 +51,8 @@ def test_demo_shows_smoke_alert_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert seen is not None, text
         assert seen < 30, text
         assert '"rule_id": "smoke-alarm"' in text
-        assert _running(str(state / "mosquitto"))
+        assert f"({broker} broker on 127.0.0.1:" in text
+        assert _running(str(state / "mosquitto")) == (broker == "mosquitto")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:
