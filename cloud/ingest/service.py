@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from cloud.ingest.buffer import BoundedBuffer
 from cloud.ingest.config import IngestConfig
@@ -142,7 +142,9 @@ class Ingest:
                 log.warning("database unavailable (%s); retrying in %.1fs", exc.orig, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-            except (DBAPIError, SQLAlchemyError) as exc:
+            except (SQLAlchemyError, OverflowError) as exc:
+                # OverflowError: sqlite3 refuses an integer beyond 64 bits before SQLAlchemy
+                # sees it (e.g. a seq of 2**63, which the schema allows).
                 self.stats.write_failures += 1
                 self._registry_stale = True
                 conflicts += 1

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session
 
 
@@ -51,9 +52,14 @@ def bulk_insert(
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        sql = f"COPY {table.name} ({names}) FROM STDIN"
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        try:
+            with raw.cursor() as cur, cur.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except dbapi_error as exc:  # raw driver call: wrap as SQLAlchemy does for its own
+            raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
         return
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(
