@@ -15,8 +15,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import sessionmaker
 
 from cloud.alerts.escalator import Escalator
@@ -250,6 +252,16 @@ async def _mark_ready(ingest: Ingest, ready: asyncio.Event) -> None:
     ready.set()
 
 
+async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot hold (e.g. an integer past 64 bits) is the client's error.
+
+    Routers bound their parameters (cloud/api/params.py); this is the net under them, so a
+    forgotten bound is a 422, never a 500.
+    """
+    log.info("%s %s: value out of range for the database: %s", request.method, request.url, exc)
+    return JSONResponse({"detail": "a value is out of range"}, status_code=422)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The Linli cloud app. ``settings`` default to the ``LINLI_*`` environment."""
     settings = settings or Settings()
@@ -262,6 +274,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
     for router in (
         system.router,
         alerts.router,

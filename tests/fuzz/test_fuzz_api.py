@@ -149,3 +149,32 @@ def test_integers_beyond_64_bits_are_client_errors(
         except OverflowError as exc:
             pytest.fail(f"{method} {url}: 500 ({exc})")
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_an_unbounded_integer_reaching_the_database_is_a_client_error(tmp_path: Path) -> None:
+    """The net under the routers' bounds: a route that forgot one still answers 422, not 500."""
+    from fastapi import APIRouter
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from cloud.api.app import create_app
+    from cloud.settings import Settings
+
+    app = create_app(
+        Settings(
+            db_url=f"sqlite:///{tmp_path / 'o.db'}", mqtt_enabled=False, static_dashboards=False
+        )
+    )
+    probe = APIRouter()
+
+    @probe.get("/probe/{n}")
+    def unbounded(n: int) -> dict[str, int]:
+        with app.state.engine.connect() as conn:
+            return {"n": conn.execute(text("SELECT :n"), {"n": n}).scalar_one()}
+
+    app.include_router(probe)
+    with TestClient(app) as client:
+        assert client.get("/probe/5").json() == {"n": 5}
+        response = client.get(f"/probe/{2**64}")
+        assert response.status_code == 422
+        assert response.json() == {"detail": "a value is out of range"}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from cloud.alerts.tables import Notification
+from cloud.api.params import Offset
 from cloud.auth.deps import DbSession, Principal, Role, require_roles
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
@@ -33,7 +34,7 @@ class NotificationOut(BaseModel):
 def my_notifications(
     who: AnyUser,
     db: DbSession,
-    since_id: int = 0,
+    since_id: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[NotificationOut]:
     q = select(Notification).where(Notification.id > since_id)
