@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?=
+# Three workers on two cores: most integration tests wait on brokers, databases and timers.
+# Every worker starts its own services on free ports. PYTEST_ARGS= runs serially.
+PYTEST_ARGS ?= -n 3
 ONLY ?=
 
 .PHONY: demo test lint format bench schemas services clean help
