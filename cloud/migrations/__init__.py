@@ -4,7 +4,7 @@ Everyone calls :func:`cloud.db.create_schema`, which runs :func:`upgrade` (``ale
 head``). To write a migration after changing tables::
 
     python -m cloud.migrations revision --autogenerate -m "what changed" --db sqlite:///x.db
-    python -m cloud.migrations upgrade head --db postgresql+psycopg://…
+    python -m cloud.migrations upgrade heads --db postgresql+psycopg://…
 
 (``--db`` defaults to ``$LINLI_DB_URL``.)
 """
@@ -38,8 +38,12 @@ def has_revisions() -> bool:
     return any((HERE / "versions").glob("*.py"))
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """``alembic upgrade head`` on ``engine``."""
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    """``alembic upgrade heads`` on ``engine``.
+
+    ``heads``, not ``head``: areas add their tables in revisions that branch from the same
+    parent (governance, rules, …), and every branch must be applied.
+    """
     command.upgrade(alembic_config(engine=engine), revision)
 
 
@@ -60,7 +64,7 @@ def migrate(engine: Engine) -> None:
     tables = set(inspect(engine).get_table_names())
     if tables and "alembic_version" not in tables:
         Base.metadata.create_all(engine)
-        command.stamp(alembic_config(engine=engine), "head")
+        command.stamp(alembic_config(engine=engine), "heads")
         return
     upgrade(engine)
     Base.metadata.create_all(engine)
