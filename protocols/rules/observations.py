@@ -19,6 +19,7 @@ from protocols.messages import (
     Name,
     Telemetry,
 )
+from protocols.topics import Topic
 
 Signal = tuple[str, str]
 """``("metric", name)``, ``("event", name)`` or ``("access", kind)``: what an observation is."""
@@ -185,44 +186,41 @@ def observations_from(decoded: Decoded, lookup: Lookup) -> list[Observation]:
             out.append(_build(values, _READING_SET))
         return out
     if isinstance(msg, DeviceEvent):
-        kind, zone, building, tags = _context(lookup, site, msg.device)
-        return [
-            _make(
-                ts=msg.ts,
-                site=site,
-                gateway=gateway,
-                device=msg.device,
-                kind=kind,
-                zone=zone,
-                building=building,
-                tags=tags,
-                event=msg.event,
-                value=msg.value,
-                historical=msg.historical,
-                msg_id=msg.msg_id,
-            )
-        ]
+        return [_about(lookup, decoded.topic, msg, msg.device, event=msg.event, value=msg.value)]
     if isinstance(msg, AccessEvent):
-        kind, zone, building, tags = _context(lookup, site, msg.door)
         return [
-            _make(
-                ts=msg.ts,
-                site=site,
-                gateway=gateway,
-                device=msg.door,
-                kind=kind,
-                zone=zone,
-                building=building,
-                tags=tags,
+            _about(
+                lookup,
+                decoded.topic,
+                msg,
+                msg.door,
                 access=msg.kind,
                 decision=msg.decision,
                 reason=msg.reason,
                 person=msg.person_id,
-                historical=msg.historical,
-                msg_id=msg.msg_id,
             )
         ]
     return []
+
+
+def _about(
+    lookup: Lookup, topic: Topic, msg: DeviceEvent | AccessEvent, device: str, **signal: Any
+) -> Observation:
+    """The one observation of an event message about ``device`` (a sensor, or a door)."""
+    kind, zone, building, tags = _context(lookup, topic.site, device)
+    return _make(
+        ts=msg.ts,
+        site=topic.site,
+        gateway=topic.gateway,
+        device=device,
+        kind=kind,
+        zone=zone,
+        building=building,
+        tags=tags,
+        historical=msg.historical,
+        msg_id=msg.msg_id,
+        **signal,
+    )
 
 
 def reading(
