@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from edge.config import EdgeConfig, load_config
 from edge.errors import ConfigError, EdgeError
+from edge.gate.errors import GateError
 
 log = logging.getLogger("edge")
 
@@ -47,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"linli edge: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        print(f"{args.config}: valid ({len(config.drivers)} driver(s))")
+        print(
+            f"{args.config}: valid ({len(config.drivers)} driver(s), {len(config.gates)} gate(s))"
+        )
         return 0
     logging.basicConfig(
         level=args.log_level or config.log_level,
@@ -58,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # found while building drivers (e.g. a bad device model)
         print(f"linli edge: {exc}", file=sys.stderr)
         return 2
-    except (EdgeError, sqlite3.Error, OSError) as exc:  # e.g. an unwritable state_dir
+    except (EdgeError, GateError, sqlite3.Error, OSError) as exc:  # e.g. an unwritable state_dir
         print(f"linli edge: {exc}", file=sys.stderr)
         return 1
     return 0

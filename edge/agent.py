@@ -54,6 +54,7 @@ from protocols.messages import (
 )
 
 if TYPE_CHECKING:
+    from edge.gate.service import GateService
     from edge.rules import LocalRules
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class EdgeAgent:
         self.health_interval = config.health.interval
         self.gateway_config: GatewayConfig | None = None
         self.rules: LocalRules | None = None
+        self.gates: list[GateService] = []
         self._outbox: Outbox | None = None
         self._sender: Sender | None = None
         self._processor: CommandProcessor | None = None
@@ -158,6 +160,10 @@ class EdgeAgent:
             from edge.rules import LocalRules  # imported only when used: pulls in protocols.rules
 
             self.rules = LocalRules(self, cfg.rules)
+        if cfg.gates and not self.gates:
+            from edge.gate.settings import build_services  # loads the dlib models (~1 s)
+
+            self.gates = await asyncio.to_thread(build_services, self, cfg.gates)
         stored = self._outbox.get_kv(CONFIG_KEY)
         if stored is not None:  # the last config the cloud sent: valid offline too
             self._apply_config(GatewayConfig.model_validate_json(stored), persist=False)
@@ -199,6 +205,8 @@ class EdgeAgent:
             tasks[f"driver:{driver.name}"] = functools.partial(self._driver_loop, driver)
         if self.rules is not None:
             tasks["rules"] = self.rules.run
+        for gate in self.gates:
+            tasks[f"gate:{gate.gate.door}"] = gate.run
         return tasks
 
     async def run(self) -> None:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
+from edge.gate.settings import GateSettings
 from edge.reporting import ReportMode, ReportPolicy
 from protocols.ids import Ident
 from protocols.kinds import DeviceKind
@@ -258,6 +259,10 @@ class EdgeConfig(Strict):
     actuators: ActuatorsConfig = ActuatorsConfig()
     rules: RulesConfig = RulesConfig()
     health: HealthConfig = HealthConfig()
+    gates: list[GateSettings] = Field(
+        default_factory=list,
+        description="Face-recognition gates (docs/gate.md); each runs as the task gate:DOOR",
+    )
     restart: BackoffConfig = Field(BackoffConfig(), description="Supervisor restart backoff")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -271,6 +276,14 @@ class EdgeConfig(Strict):
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"device ids must be unique: {sorted(dup)}")
+        doors = [g.door for g in self.gates]
+        dup = {d for d in doors if doors.count(d) > 1}
+        if dup:
+            raise ValueError(f"gates: one gate per door: {sorted(dup)}")
+        known = {d.id for d in self.actuators.doors}
+        for i, gate in enumerate(self.gates):
+            if gate.door not in known:
+                raise ValueError(f"gates.{i}.door: {gate.door!r} is not in actuators.doors")
         return self
 
     @property

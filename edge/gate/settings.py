@@ -40,6 +40,9 @@ class GateSettings(BaseModel):
     source: str = Field(
         min_length=1, description="rtsp://… or http://… URL, USB index ('0'), video file, folder"
     )
+    stride: int = Field(
+        1, ge=1, le=100, description="Video files and folders: process every Nth frame"
+    )
     policy: PolicyConfig
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     unknown_interval_s: float = Field(30.0, gt=0, description="One unknown-face event per …")
@@ -104,7 +107,9 @@ def build_services(
     sync.load_cached()
     services = []
     for i, (settings, gate) in enumerate(zip(gates, built, strict=True)):
-        service = GateService(agent, gate, settings.source, sync=sync if i == 0 else None)
+        service = GateService(
+            agent, gate, settings.source, sync=sync if i == 0 else None, stride=settings.stride
+        )
         service.attach()
         services.append(service)
     return services
