@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from cloud.alerts.states import Severity, Status, Transition, next_status
 from cloud.alerts.tables import Alert, AlertEvent
 from cloud.alerts.views import AlertEventOut, AlertOut, Kpis
+from cloud.risk.tables import Drill
 from cloud.settings import EscalationPolicy
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,14 @@ def _first_escalation(
     return now + timedelta(seconds=policy.tiers[0].after_s)
 
 
+def drill_running(session: Session, site: str) -> bool:
+    """Whether a drill (cloud.risk) is running for ``site``: its alerts are then exercises."""
+    found = session.scalar(
+        select(Drill.id).where(Drill.site == site, Drill.status == "running").limit(1)
+    )
+    return found is not None
+
+
 def raise_alert(
     session: Session,
     spec: RaiseSpec,
@@ -148,6 +157,7 @@ def raise_alert(
     """Create the (site, rule, subject) alert, or bump the active one's count and last_seen."""
     key = active_key(spec.site, spec.rule_id, spec.subject)
     evidence = list(spec.evidence[-MAX_EVIDENCE:])
+    drill = drill_running(session, spec.site)
     for _attempt in range(5):
         new_id = _insert_if_absent(
             session,
@@ -174,6 +184,7 @@ def raise_alert(
                 "escalation_tier": 0,
                 "next_escalation_at": _first_escalation(spec.severity, now, policy),
                 "evidence": evidence,
+                "drill": drill,
             },
         )
         if new_id is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -73,6 +73,8 @@ class Alert(Base):
     next_escalation_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     whistled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    drill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Raised while a drill ran for its site (cloud.risk): an exercise, not a real emergency."""
 
     __table_args__ = (Index("ix_alerts_site_status", "site", "status"),)
 

@@ -46,6 +46,7 @@ class AlertOut(BaseModel):
     next_escalation_at: datetime | None
     whistled_at: datetime | None
     evidence: list[dict[str, Any]]
+    drill: bool = False
 
     @classmethod
     def of(cls, row: Alert) -> AlertOut:

@@ -21,6 +21,9 @@ class DeliveryError(RuntimeError):
         super().__init__(f"{channel}: {detail}")
 
 
+DRILL_PREFIX = "[演练 DRILL] "
+
+
 class Notice(BaseModel):
     """What a notification says, on every channel (webhook bodies are this as JSON)."""
 
@@ -40,13 +43,22 @@ class Notice(BaseModel):
     building: str | None = None
     ts: str
     note: str | None = None
+    drill: bool = False
+    """About an exercise (a drill of cloud.risk): every channel says so first."""
 
     @property
     def subject_line(self) -> str:
         return (
+            f"{DRILL_PREFIX if self.drill else ''}"
             f"[Linli {self.severity.upper()}] {self.title_en} / {self.title_zh} "
             f"— {self.site}/{self.subject} ({self.kind})"
         )
+
+    def titles(self) -> tuple[str, str]:
+        """(English, Chinese) titles as shown in the app: drills marked as such."""
+        if not self.drill:
+            return self.title_en, self.title_zh
+        return DRILL_PREFIX + self.title_en, DRILL_PREFIX + self.title_zh
 
 
 def notice_of(alert: AlertOut, kind: str, *, note: str | None = None) -> Notice:
@@ -65,6 +77,7 @@ def notice_of(alert: AlertOut, kind: str, *, note: str | None = None) -> Notice:
         building=alert.building,
         ts=alert.last_seen.isoformat(),
         note=note,
+        drill=alert.drill,
     )
 
 
@@ -87,8 +100,9 @@ def _email(channel: EmailChannel, notice: Notice) -> EmailMessage:
     msg["Subject"] = notice.subject_line
     msg["From"] = channel.sender
     msg["To"] = ", ".join(channel.to)
+    title_en, title_zh = notice.titles()
     lines = [
-        f"{notice.title_en} / {notice.title_zh}",
+        f"{title_en} / {title_zh}",
         "",
         f"Severity: {notice.severity}",
         f"Status:   {notice.status}",

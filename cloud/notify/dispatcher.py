@@ -10,14 +10,15 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts import service as alerts
-from cloud.alerts.tables import Notification
+from cloud.alerts.tables import Alert, Notification
 from cloud.notify.channels import DeliveryError, Notice, post_json, send_email, send_webhook
 from cloud.notify.hub import Hub
 from cloud.notify.loop import LoopBound
@@ -112,7 +113,25 @@ class Notifier(LoopBound):
         """Wait until every queued notice was delivered or given up (tests, shutdown)."""
         await self._queue.join()
 
+    def _drill_of(self, alert_id: int) -> bool:
+        with self.sessions() as db:
+            return bool(db.scalar(select(Alert.drill).where(Alert.id == alert_id)))
+
+    async def _mark_drill(self, job: _Job) -> _Job:
+        """A notice about an alert raised during a drill says so, whoever built the notice."""
+        if job.notice.drill or job.notice.alert_id is None:
+            return job
+        try:
+            drill = await asyncio.to_thread(self._drill_of, job.notice.alert_id)
+        except SQLAlchemyError as exc:
+            log.warning("drill flag of alert %s unknown: %s", job.notice.alert_id, exc)
+            return job
+        if not drill:
+            return job
+        return replace(job, notice=job.notice.model_copy(update={"drill": True}))
+
     async def _deliver(self, job: _Job) -> None:
+        job = await self._mark_drill(job)
         error = ""
         attempt = 0
         for attempt in range(1, self.attempts + 1):
@@ -160,6 +179,7 @@ class Notifier(LoopBound):
 
     def _store_inapp(self, channel: InAppChannel, notice: Notice) -> None:
         now = datetime.now(UTC)
+        title_en, title_zh = (t[:200] for t in notice.titles())
         with self.sessions.begin() as db:
             for role in channel.roles:
                 db.add(
@@ -168,8 +188,8 @@ class Notifier(LoopBound):
                         alert_id=notice.alert_id,
                         role=role,
                         severity=notice.severity,
-                        title_en=notice.title_en,
-                        title_zh=notice.title_zh,
+                        title_en=title_en,
+                        title_zh=title_zh,
                         reason=notice.kind,
                     )
                 )
