@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,7 @@ from protocols.kinds import METRICS
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 PAGES = HERE / "pages"
+HEAD = "_head.html"
 LOCALES = ("zh-CN", "en")
 SCREENS = {
     "/console": "console.html",
@@ -66,13 +67,18 @@ def _metrics() -> dict[str, tuple[MetricInfo, ...]]:
     }
 
 
-def _page(name: str) -> FileResponse:
-    return FileResponse(PAGES / name, media_type="text/html", headers={"Cache-Control": "no-cache"})
+def page_html(name: str) -> str:
+    """A screen as served: the shared ``<head>`` (``pages/_head.html``: charset, viewport, title,
+    stylesheet) followed by the page's own ``<body>`` (``pages/NAME``). Read on each request, so
+    an edited page shows on reload."""
+    head = (PAGES / HEAD).read_text(encoding="utf-8")
+    body = (PAGES / name).read_text(encoding="utf-8")
+    return f"{head}{body}</html>\n"
 
 
-def _page_endpoint(name: str) -> Callable[[], FileResponse]:
-    def endpoint() -> FileResponse:
-        return _page(name)
+def _page_endpoint(name: str) -> Callable[[], HTMLResponse]:
+    def endpoint() -> HTMLResponse:
+        return HTMLResponse(page_html(name), headers={"Cache-Control": "no-cache"})
 
     endpoint.__name__ = "page_" + name.removesuffix(".html")
     return endpoint

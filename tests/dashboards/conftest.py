@@ -21,7 +21,7 @@ from cloud.auth.router import router as auth_router
 from cloud.db import create_schema, make_engine
 from cloud.settings import Settings
 from linli.services import Mosquitto
-from tests.dashboards.screens_support import CHROMIUM_ARGS, PASSWORD, Cloud, LiveServer
+from tests.dashboards.screens_support import CHROMIUM_ARGS, PASSWORD, Cloud, LiveServer, Pages
 
 
 def add_users(engine: Engine) -> None:
@@ -114,11 +114,13 @@ def browser(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with Pages(browser, timeout_ms=20_000) as pages:
+        yield pages.new(locale="zh-CN")
+
+
+@pytest.fixture
+def pages(browser: Browser) -> Iterator[Pages]:
+    """Opens browser pages for a test (``pages.new(...)``, each in its own context); at the end
+    closes them and fails the test if any page raised a JavaScript error."""
+    with Pages(browser) as made:
+        yield made

@@ -13,7 +13,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserContext, Page
 from sqlalchemy.orm import Session
 
 from cloud.auth import service
@@ -95,6 +95,38 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+class Pages:
+    """Browser pages of one test, each in a fresh context (own cookies): JavaScript errors are
+    collected and reported when the test ends, and every context is closed."""
+
+    def __init__(self, browser: Browser, timeout_ms: float = 30_000) -> None:
+        self.browser = browser
+        self.timeout_ms = timeout_ms
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    def new(self, width: int = 1400, height: int = 900, **options: Any) -> Page:
+        context = self.browser.new_context(viewport={"width": width, "height": height}, **options)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(self.timeout_ms)
+        page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
+        return page
+
+    def __enter__(self) -> Pages:
+        return self
+
+    def close(self) -> None:
+        """Close every page now (e.g. before the server they poll stops); check their errors."""
+        for context in self.contexts:
+            context.close()
+        self.contexts.clear()
+        assert not self.errors, f"JavaScript errors on the page: {self.errors}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def sign_in(page: Page, base: str, username: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards import LOCALES, PAGES, STATIC
+from dashboards import HEAD, LOCALES, PAGES, STATIC
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -74,6 +74,8 @@ def test_chinese_catalogue_is_chinese(key: str) -> None:
 def test_no_page_hard_codes_visible_text() -> None:
     """Visible text comes from the catalogues: elements carrying text must use data-i18n."""
     for html in PAGES.glob("*.html"):
+        if html.name == HEAD:
+            continue
         body = html.read_text(encoding="utf-8").split("<body", 1)[1]
         body = re.sub(r"<script.*?</script>", "", body, flags=re.S)
         texts = [

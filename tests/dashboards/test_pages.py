@@ -17,6 +17,11 @@ def test_pages_are_served_without_a_session(client: TestClient, path: str) -> No
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert '<script src="/static/js/common.js">' in response.text
+    # One shared <head> (pages/_head.html), then the page's own body.
+    text = response.text
+    assert text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")
+    assert text.count("<head>") == 1 and text.index("</head>") < text.index("<body")
+    assert '<link rel="stylesheet" href="/static/css/linli.css">' in text
 
 
 def test_root_redirects_to_console(client: TestClient) -> None:

@@ -21,7 +21,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from cloud.api import create_app
@@ -48,6 +48,7 @@ from tests.dashboards.screens_support import (
     SCREENSHOTS,
     FakeGatewayLink,
     LiveServer,
+    Pages,
     screenshot,
     sign_in,
 )
@@ -199,13 +200,9 @@ def audit_actions(page: Page) -> list[str]:
 
 
 def test_manager_sees_alert_live_acknowledges_resolves_and_finds_the_audit_entry(
-    browser: Browser, live_site: Site
+    pages: Pages, live_site: Site
 ) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page = pages.new()
     sign_in(page, live_site.url, "manager1")
     assert page.url.endswith("/console")
     page.wait_for_selector("body[data-ready='1']")
@@ -255,18 +252,12 @@ def test_manager_sees_alert_live_acknowledges_resolves_and_finds_the_audit_entry
     row = page.locator("#audit-table tr[data-action='alert.resolve']").first
     expect(row).to_contain_text("manager1")
     expect(row).to_contain_text("误报：厨房油烟")
-    context.close()
-    assert not errors, errors
 
 
 def test_guard_sees_access_event_live_and_opens_a_door_with_a_reason(
-    browser: Browser, live_site: Site
+    pages: Pages, live_site: Site
 ) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page = pages.new()
     live_site.gateway.send(lock_state(live_site.gateway, "gate-1", locked=True))
     _wait_for_reading(live_site, "gate-1")
     sign_in(page, live_site.url, "guard1")
@@ -310,10 +301,7 @@ def test_guard_sees_access_event_live_and_opens_a_door_with_a_reason(
     command = live_site.gateway.commands[0]
     assert isinstance(command, Command)
     assert (command.name, command.target, command.issued_by) == ("door.open", "gate-1", "guard1")
-    context.close()
-    assert not errors, errors
-    manager = browser.new_context()
-    mpage = manager.new_page()
+    mpage = pages.new()
     sign_in(mpage, live_site.url, "manager1")
     entries = mpage.evaluate("fetch('/api/audit?action=door.open').then(r => r.json())")
     assert [(e["actor"], e["target"], e["detail"]["reason"]) for e in entries] == [
@@ -323,14 +311,11 @@ def test_guard_sees_access_event_live_and_opens_a_door_with_a_reason(
     assert [(a["subject"], a["status"], a["acknowledged_by"]) for a in acked] == [
         ("gate-2", "acknowledged", "guard1")
     ]
-    manager.close()
 
 
-def test_viewer_can_neither_acknowledge_nor_open_a_door(browser: Browser, live_site: Site) -> None:
+def test_viewer_can_neither_acknowledge_nor_open_a_door(pages: Pages, live_site: Site) -> None:
     live_site.gateway.send(smoke_alarm(live_site.gateway, "smoke-201"))
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
+    page = pages.new()
     sign_in(page, live_site.url, "viewer1")
     page.wait_for_selector("body[data-ready='1']")
     card = page.locator(".alert-card")
@@ -355,17 +340,14 @@ def test_viewer_can_neither_acknowledge_nor_open_a_door(browser: Browser, live_s
     # The alert is still open: nothing the viewer did changed it.
     detail = page.evaluate(f"fetch('/api/alerts/{alert_id}').then(r => r.json())")
     assert detail["alert"]["status"] == "open"
-    context.close()
 
 
-def test_screens_in_both_languages(browser: Browser, live_site: Site) -> None:
+def test_screens_in_both_languages(pages: Pages, live_site: Site) -> None:
     live_site.gateway.send(smoke_alarm(live_site.gateway, "smoke-101"))
     live_site.gateway.send(access_granted(live_site.gateway, "gate-1", "李四"))
     made: list[Path] = []
     for user, path in [("admin1", "/console"), ("guard1", "/gate"), ("admin1", "/dev")]:
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
+        page = pages.new()
         sign_in(page, live_site.url, user)
         page.goto(live_site.url + path)
         page.wait_for_selector("body[data-ready='1']")
@@ -382,7 +364,6 @@ def test_screens_in_both_languages(browser: Browser, live_site: Site) -> None:
         expect(page.locator("h1")).not_to_contain_text("控制台")
         expect(page.locator("#lang")).to_have_text("中文")
         made.append(screenshot(page, f"{name}-en"))
-        context.close()
     assert all(p.stat().st_size > 10_000 for p in made)
     for shot in made:
         to_docs(shot)
@@ -403,7 +384,7 @@ def to_docs(shot: Path) -> None:
 
 
 def test_developer_runs_a_scenario_and_watches_messages_and_alerts(
-    browser: Browser, tmp_path: Path, mosquitto: Mosquitto, site: str,
+    pages: Pages, tmp_path: Path, mosquitto: Mosquitto, site: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """The gas-leak starter scenario, run from the page through the real simulator, edge agents,
@@ -423,9 +404,7 @@ def test_developer_runs_a_scenario_and_watches_messages_and_alerts(
         services = app.state.services
         with services.sessions.begin() as db:
             services.registry.import_site(db, sitefile)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
+        page = pages.new()
         with Session(app.state.engine) as db:
             accounts.create_user(db, "admin1", PASSWORD, Role.ADMIN)
             db.commit()
@@ -445,7 +424,7 @@ def test_developer_runs_a_scenario_and_watches_messages_and_alerts(
         to_docs(screenshot(page, "dev-scenario-zh"))
         row.locator("button").click()  # stop
         expect(row.locator("button")).to_have_text("启动", timeout=30_000)
-        context.close()
+        pages.close()
         console = app.state.dev_console
         assert all(run.process.poll() is not None for run in console.runs.values())
 
@@ -470,14 +449,10 @@ def heat_readings(gateway: FakeGatewayLink, device: str, values: list[float]) ->
     )
 
 
-def test_console_map_devices_gateways_and_csv(browser: Browser, live_site: Site) -> None:
+def test_console_map_devices_gateways_and_csv(pages: Pages, live_site: Site) -> None:
     live_site.gateway.send(heat_readings(live_site.gateway, "heat-101", [21.0, 22.5, 24.0, 23.0]))
     live_site.gateway.send(smoke_alarm(live_site.gateway, "smoke-101"))
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page = pages.new(accept_downloads=True)
     sign_in(page, live_site.url, "manager1")
     page.wait_for_selector("body[data-ready='1']")
     expect(page.locator(".alert-card")).to_have_count(1)
@@ -508,16 +483,10 @@ def test_console_map_devices_gateways_and_csv(browser: Browser, live_site: Site)
     header, first = text.splitlines()[:2]
     assert header.startswith("id,site,rule_id,subject,severity,status")
     assert "smoke-101" in first and "烟感报警" in first
-    context.close()
-    assert not errors, errors
 
 
-def test_resident_invites_a_visitor_with_a_qr_pass(browser: Browser, live_site: Site) -> None:
-    context = browser.new_context(viewport={"width": 1000, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+def test_resident_invites_a_visitor_with_a_qr_pass(pages: Pages, live_site: Site) -> None:
+    page = pages.new(width=1000)
     sign_in(page, live_site.url, "resident1")
     assert page.url.endswith("/gate")
     page.wait_for_selector("body[data-ready='1']")
@@ -546,24 +515,16 @@ def test_resident_invites_a_visitor_with_a_qr_pass(browser: Browser, live_site: 
     passes = page.evaluate("fetch('/api/visitor-passes?active=false').then(r => r.status)")
     assert passes == 403  # residents cannot list every pass…
     assert text.startswith("LINLI-PASS:") and len(text) > 20
-    staff = browser.new_context()
-    gpage = staff.new_page()
+    gpage = pages.new()
     sign_in(gpage, live_site.url, "guard1")
     issued = gpage.evaluate("fetch('/api/visitor-passes').then(r => r.json())")
     assert [(p["qr_text"], p["visitor_name"], p["max_uses"]) for p in issued] == [
         (text, "王阿姨", 2)
     ]  # …the guard sees it, with the code that was scanned
-    staff.close()
-    context.close()
-    assert not errors, errors
 
 
-def test_admin_manages_users_in_the_console(browser: Browser, live_site: Site) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+def test_admin_manages_users_in_the_console(pages: Pages, live_site: Site) -> None:
+    page = pages.new()
     sign_in(page, live_site.url, "admin1")
     page.wait_for_selector("body[data-ready='1']")
     page.click("#users-tab")
@@ -579,12 +540,8 @@ def test_admin_manages_users_in_the_console(browser: Browser, live_site: Site) -
     expect(page.locator(".toast.ok").last).to_contain_text("物业经理")
     expect(page.locator("#users-table tr[data-user='lihua'] select")).to_have_value("manager")
     screenshot(page, "console-users-zh")
-    context.close()
     # The new account works, with its new role; both changes are in the audit log.
-    other = browser.new_context()
-    opage = other.new_page()
-    page_errors: list[str] = []
-    opage.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    opage = pages.new()
     opage.goto(live_site.url + "/login")
     opage.fill("#username", "lihua")
     opage.fill("#password", "zhe shi mima 2026")
@@ -595,11 +552,9 @@ def test_admin_manages_users_in_the_console(browser: Browser, live_site: Site) -
     expect(opage.locator("#users-tab")).to_be_hidden()  # managers do not manage users
     actions = audit_actions(opage)
     assert actions[:2] == ["user.role", "user.create"], actions
-    other.close()
-    assert not errors and not page_errors, errors + page_errors
 
 
-def test_manager_approves_a_new_device(browser: Browser, live_site: Site) -> None:
+def test_manager_approves_a_new_device(pages: Pages, live_site: Site) -> None:
     """A device the site file does not declare reports in: it waits for approval; the manager
     approves it on the devices tab (audited)."""
     now = datetime.now(UTC)
@@ -612,11 +567,7 @@ def test_manager_approves_a_new_device(browser: Browser, live_site: Site) -> Non
             readings=(Reading(device="smoke-new", metric="smoke", value=False, ts=now),),
         )
     )
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page = pages.new()
     sign_in(page, live_site.url, "manager1")
     page.wait_for_selector("body[data-ready='1']")
     item = page.locator(f".pending-item[data-pending='{live_site.site}/smoke-new']")
@@ -635,5 +586,3 @@ def test_manager_approves_a_new_device(browser: Browser, live_site: Site) -> Non
     expect(row).to_contain_text("正常")
     log = page.evaluate("fetch('/api/audit?action=device.approval').then(r => r.json())")
     assert [(e["actor"], e["target"]) for e in log] == [("manager1", f"{live_site.site}/smoke-new")]
-    context.close()
-    assert not errors, errors

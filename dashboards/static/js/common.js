@@ -88,7 +88,8 @@ const Linli = (() => {
     return saved === "en" || saved === "zh-CN" ? saved : fallback;
   }
 
-  /* Load config + catalogue; with roles, require a signed-in user (else go to /login). */
+  /* Load config + catalogue; unless auth is false, require a signed-in user (else go to /login);
+     with roles, send a user of another role to their own screen. */
   async function init(options) {
     const opts = options || {};
     const config = await api("/api/ui/config");
@@ -99,9 +100,13 @@ const Linli = (() => {
       state.me = await api("/api/auth/me");
       fallback = state.me.locale || fallback;
     }
+    if (state.me && opts.roles && !opts.roles.includes(state.me.role)) {
+      location.replace(home(state.me.role));  /* not this role's screen: go to its own */
+      await new Promise(() => {});
+    }
     await loadCatalog(chosenLocale(fallback));
     applyI18n();
-    renderHeader();
+    frameHeader();
     if (state.me) {
       await loadNotes();
       stream((event) => {
@@ -139,6 +144,43 @@ const Linli = (() => {
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
+  }
+
+  /* The screens each role uses, in the header's navigation: residents see their own page (and
+     visitor passes), responders theirs, managers and admins every screen. */
+  const SCREENS = [
+    { path: "/console", key: "app.console", roles: ["admin", "manager", "guard", "responder", "viewer"] },
+    { path: "/gate", key: "app.gate", roles: ["admin", "manager", "guard"] },
+    { path: "/gate", key: "app.visitor_pass", roles: ["resident"] },
+    { path: "/dev", key: "app.dev", roles: ["admin"] },
+  ];
+  const HOME = { admin: "/console", manager: "/console", guard: "/gate", responder: "/console", resident: "/gate", viewer: "/console" };
+  function home(role) {
+    return HOME[role] || "/console";
+  }
+  function screensFor(role) {
+    return SCREENS.filter((s) => s.roles.includes(role));
+  }
+
+  /* The header every page shares: the page's <header class="top"> holds its title (and its own
+     controls, e.g. the console's tabs); the screens nav and the user bar are added here. */
+  function frameHeader() {
+    const header = document.querySelector("header.top");
+    if (!header) return;
+    let nav = document.getElementById("screens");
+    if (!nav) {
+      nav = el("nav", { id: "screens", class: "screens" });
+      const title = header.querySelector("h1");
+      if (title) title.after(nav);
+      else header.prepend(nav);
+    }
+    nav.replaceChildren(
+      ...(state.me ? screensFor(state.me.role) : []).map((s) =>
+        el("a", { href: s.path, class: location.pathname === s.path ? "active" : null, dataset: { screen: s.path } }, t(s.key)),
+      ),
+    );
+    if (!document.getElementById("userbar")) header.append(el("div", { id: "userbar" }));
+    renderHeader();
   }
 
   function renderHeader() {
@@ -284,5 +326,5 @@ const Linli = (() => {
     return t("common.error") + ": " + (error && error.message ? error.message : String(error));
   }
 
-  return { state, t, tOr, applyI18n, formatTime, formatDuration, api, init, el, icon, stream, toast, errorText, ApiError };
+  return { state, t, tOr, applyI18n, formatTime, formatDuration, api, init, el, icon, stream, toast, errorText, ApiError, home };
 })();

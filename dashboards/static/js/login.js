@@ -2,7 +2,6 @@
 (async () => {
   const { t, api } = Linli;
   await Linli.init({ auth: false });
-  const HOME = { guard: "/gate", admin: "/console", manager: "/console", responder: "/console", resident: "/gate", viewer: "/console" };
   const next = new URLSearchParams(location.search).get("next");
   document.getElementById("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -12,7 +11,7 @@
     const password = document.getElementById("password").value;
     try {
       const result = await api("/api/auth/login", { method: "POST", json: { username, password } });
-      const target = next && next.startsWith("/") && !next.startsWith("//") ? next : HOME[result.user.role] || "/console";
+      const target = next && next.startsWith("/") && !next.startsWith("//") ? next : Linli.home(result.user.role);
       location.href = target;
     } catch (err) {
       if (err.status === 429) {
