@@ -26,6 +26,7 @@ from cloud.alerts.tables import Alert
 from cloud.alerts.views import AlertOut, live_event
 from cloud.commands import service as commands
 from cloud.commands.publisher import Publisher, PublishQueueFull
+from cloud.governance.grouping import on_alert_raised
 from cloud.notify.channels import Notice, notice_of
 from cloud.notify.dispatcher import WHISTLE, Notifier
 from cloud.notify.hub import Hub
@@ -87,6 +88,10 @@ class Effects:
         self._queue: asyncio.Queue[list[RuleAction]] = asyncio.Queue(QUEUE_ITEMS)
         self.apply_seconds = 0.0
         self.apply_max_s = 0.0
+        self.submitted = 0
+        """Action lists queued so far; :meth:`applied_through` waits for a count of them."""
+        self._applied = 0
+        self._progress = asyncio.Event()
 
     async def submit(self, actions: Sequence[RuleAction]) -> None:
         """Queue actions for :meth:`run` (waits only when the queue is full: back-pressure).
@@ -96,6 +101,23 @@ class Effects:
         """
         if actions:
             await self._queue.put(list(actions))
+            self.submitted += 1
+
+    async def applied_through(self, mark: int) -> None:
+        """Wait until the first ``mark`` submitted action lists were applied (or given up).
+
+        Unlike :meth:`drained` it does not wait for lists submitted after ``mark``, so a
+        checkpoint under a steady stream finishes.
+        """
+        while self._applied < mark:
+            self._progress.clear()
+            await self._progress.wait()
+
+    def _done(self, taken: int) -> None:
+        for _ in range(taken):
+            self._queue.task_done()
+        self._applied += taken
+        self._progress.set()
 
     async def run(self) -> None:
         """Apply queued actions in order, everything waiting in one transaction; until cancelled."""
@@ -108,17 +130,20 @@ class Effects:
             try:
                 await self._apply_with_retry(batch)
             finally:
-                for _ in range(taken):
-                    self._queue.task_done()
+                self._done(taken)
 
     async def run_once(self) -> int:
         """Apply whatever is queued now (tests and tools that run no :meth:`run` task)."""
         batch: list[RuleAction] = []
+        taken = 0
         while not self._queue.empty():
             batch.extend(self._queue.get_nowait())
-            self._queue.task_done()
-        if batch:
-            await self._apply_with_retry(batch)
+            taken += 1
+        try:
+            if batch:
+                await self._apply_with_retry(batch)
+        finally:
+            self._done(taken)
         return len(batch)
 
     async def drained(self) -> None:
@@ -247,6 +272,9 @@ class Effects:
         )
         self.counts[f"raise_{result.outcome}"] += 1
         out.alerts.append((result.alert, result.outcome))
+        if result.outcome in ("created", "reopened"):  # governance: group into an incident
+            on_alert_raised(db, result.alert, window_s=self.settings.gov_group_window_s,
+                            min_severity=self.settings.gov_group_min_severity, now=now)  # fmt: skip
         told: set[str] = set()
         if result.notify:
             channels = self.settings.escalation.on_raise.get(result.alert.severity, ())

@@ -9,15 +9,25 @@ site, so the unit of sharding is the *site*: process ``i`` of ``n`` evaluates th
 ``shard_of(site, n) == i`` (a stable CRC-32, the same in every process and release) and ignores
 the rest. Give each ingest process the sites of its shard (``IngestConfig.sites``) — then each
 site's stream reaches exactly one runner. MQTT 5 shared subscriptions split one stream between
-processes message by message, which would split a site's state: do not put a runner behind one.
+processes message by message, which would split a site's state: do not put a runner behind one
+fed by ``on_stored`` — run ingest as a storage-only group and a rules process that tails the
+database instead (:mod:`cloud.rules.feed`, ``linli cloud run --role rules``).
+
+Nothing stored is missed. The runner remembers the highest ``ingest_messages.id`` it has
+evaluated (``watermark``) and saves it with the evaluator's snapshot in one transaction, once
+the actions of everything up to it were applied (:meth:`RulesRunner.checkpoint`, periodic and on
+shutdown). A restart restores the snapshot and replays the stored messages after the watermark
+(:meth:`cloud.rules.feed.StoredFeed.catch_up`) before it takes live batches. A message evaluated
+twice does not raise twice: the alert service keeps one active alert per (rule, subject).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -29,6 +39,7 @@ from cloud.commands import service as commands
 from cloud.ingest.models import StoredMessage
 from cloud.notify.hub import Hub
 from cloud.rules.effects import Effects, RuleAction
+from cloud.rules.stored import Mark, take_mark
 from cloud.rules.tables import RuleStateRow
 from protocols.codec import Decoded
 from protocols.messages import AccessEvent, CommandAck, Envelope, GatewayState, GatewayStatus
@@ -40,6 +51,11 @@ log = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 64
 """Stored batches waiting for evaluation, at most; a full queue slows ingest down (await)."""
+
+UNKNOWN = -1
+"""``rule_state.watermark`` of a snapshot saved before watermarks existed: start at the end."""
+
+MARKS_KEPT = 256
 
 
 class Engine(Protocol):
@@ -84,6 +100,12 @@ class RulesRunner:
         self._queue: asyncio.Queue[Sequence[StoredMessage]] = asyncio.Queue(QUEUE_BATCHES)
         self.counts: Counter[str] = Counter()
         self.last_batch_at: datetime | None = None
+        self.watermark = 0
+        """Highest ``ingest_messages.id`` evaluated (this shard's sites; rows of others too)."""
+        self.reading_floor = 0
+        self._marks: deque[Mark] = deque(maxlen=MARKS_KEPT)
+        self.caught_up = asyncio.Event()
+        """Set once the replay after start is done; ingest waits for it (role ``all``)."""
 
     @property
     def shard_name(self) -> str:
@@ -118,15 +140,31 @@ class RulesRunner:
     def backlog(self) -> int:
         return self._queue.qsize()
 
-    async def process(self, batch: Sequence[StoredMessage]) -> None:
-        """Evaluate one committed batch, then apply the actions it caused."""
+    async def process(
+        self, batch: Sequence[StoredMessage], *, upto: int = 0, replay: bool = False
+    ) -> None:
+        """Evaluate one committed batch, then apply the actions it caused.
+
+        A message whose row id is not above the watermark was evaluated already and is
+        skipped. ``upto``: the feed has dealt with every row up to this id (rows of other
+        shards, skipped ids), so the watermark moves there. ``replay``: the batch is being
+        replayed after a restart; a message older than ``stale_after_s`` then only updates
+        rule state (as replayed gateway data does), so nothing stale is raised or sent.
+        """
         async with self._lock:
             actions: list[RuleAction] = []
             acks: list[tuple[str, str, CommandAck]] = []
+            top = self.watermark
             for stored in batch:
                 if stored.duplicate:
                     self.counts["duplicate"] += 1
                     continue
+                row = stored.row_id
+                if row is not None:
+                    if row <= self.watermark:
+                        self.counts["already_evaluated"] += 1
+                        continue
+                    top = max(top, row)
                 if not self.owns(stored.site):
                     self.counts["other_shard"] += 1
                     continue
@@ -143,7 +181,8 @@ class RulesRunner:
                 if stored.pending:
                     self.counts["pending"] += 1
                     continue
-                actions.extend(self._evaluate(stored))
+                actions.extend(self._evaluate(stored, replay))
+            self.watermark = max(top, upto)
             self.last_batch_at = datetime.now(UTC)
             if acks:
                 try:
@@ -155,10 +194,14 @@ class RulesRunner:
             if actions:
                 await self.effects.submit(actions)
 
-    def _evaluate(self, stored: StoredMessage) -> list[RuleAction]:
+    def _evaluate(self, stored: StoredMessage, replay: bool = False) -> list[RuleAction]:
         out: list[RuleAction] = []
         message = stored.message
-        if isinstance(message, Envelope) and message.historical and self._fresh(message.ts):
+        if replay and isinstance(message, Envelope) and not self._fresh(message.ts):
+            # Replayed after a restart and too old to act on: it rebuilds rule state only.
+            message = message.model_copy(update={"historical": True})
+            self.counts["replayed_stale"] += 1
+        elif isinstance(message, Envelope) and message.historical and self._fresh(message.ts):
             # Replayed after a short outage: a smoke alarm 20 s late is still an emergency. Only
             # replayed data older than stale_after_s is history that must not raise as new.
             message = message.model_copy(update={"historical": False})
@@ -210,9 +253,47 @@ class RulesRunner:
 
     # -- state hand-over -----------------------------------------------------------------------
 
+    def note_mark(self, mark: Mark) -> None:
+        """Remember a :class:`Mark`; the newest one at or below the watermark is the floor."""
+        self._marks.append(mark)
+
+    def take_mark(self) -> None:
+        """Read and remember a mark now (worker thread)."""
+        with self.sessions() as db:
+            self.note_mark(take_mark(db))
+
+    def floor(self) -> int:
+        """The readings floor for the rows after the watermark (see :class:`Mark`)."""
+        best = self.reading_floor
+        for mark in self._marks:
+            if mark.messages <= self.watermark:
+                best = max(best, mark.readings)
+        return best
+
+    async def checkpoint(self) -> None:
+        """Save the snapshot and the watermark together, once everything up to the watermark
+        has had its actions applied (alerts raised, commands issued)."""
+        await asyncio.to_thread(self.take_mark)
+        async with self._lock:
+            state = self.engine.snapshot()
+            watermark, floor = self.watermark, self.floor()
+            applied = self.effects.submitted
+        await self.effects.applied_through(applied)
+        await asyncio.to_thread(self._write_state, state, watermark, floor)
+        self.reading_floor = floor
+        self.counts["checkpoints"] += 1
+
+    async def save_every(self, seconds: float) -> None:
+        """The checkpoint loop; runs until cancelled."""
+        while True:
+            await asyncio.sleep(seconds)
+            await self.checkpoint()
+
     def save_state(self) -> None:
-        """Store the evaluator's snapshot so a restarted process resumes its timers."""
-        state = self.engine.snapshot()
+        """Store the evaluator's snapshot and watermark now (no waiting for pending actions)."""
+        self._write_state(self.engine.snapshot(), self.watermark, self.floor())
+
+    def _write_state(self, state: dict[str, Any], watermark: int, floor: int) -> None:
         with self.sessions.begin() as db:
             row = db.get(RuleStateRow, self.shard_name)
             if row is None:
@@ -221,25 +302,38 @@ class RulesRunner:
             row.fingerprint = _fingerprint(self.ruleset)
             row.saved_at = datetime.now(UTC)
             row.state = {"snapshot": state}
+            row.watermark = watermark
+            row.reading_floor = floor
 
     def restore_state(self) -> bool:
-        """Resume from the saved snapshot; False if there is none (or it is unusable)."""
+        """Resume from the saved snapshot and watermark; False if there is no usable snapshot.
+
+        Without a saved watermark (first start, or a snapshot older than watermarks) the
+        runner starts at the end of what is stored, and saves that at once, so a crash from
+        now on replays what it missed.
+        """
         with self.sessions() as db:
             row = db.get(RuleStateRow, self.shard_name)
-            if row is None:
-                return False
+            snapshot = None if row is None else row.state.get("snapshot")
+            if row is None or row.watermark == UNKNOWN:
+                mark = take_mark(db)
+                self.watermark, self.reading_floor = mark.messages, mark.readings
+            else:
+                self.watermark, self.reading_floor = row.watermark, row.reading_floor
+        restored = False
+        if snapshot is not None:
             try:
                 # Rules changed since the snapshot lose their own state only (engine.load).
-                self.engine.load(row.state["snapshot"])
+                self.engine.load(snapshot)
+                restored = True
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("saved rule state not usable (%s); starting fresh", exc)
-                return False
-        return True
+        if row is None or row.watermark == UNKNOWN:
+            self.save_state()
+        return restored
 
 
 def _fingerprint(ruleset: RuleSet) -> str:
-    import hashlib
-
     return hashlib.sha256(ruleset.fingerprint().encode()).hexdigest()
 
 

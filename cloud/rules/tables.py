@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String
+from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloud.alerts.tables import UtcDateTime
@@ -25,7 +25,13 @@ class GatewayConfigRow(Base):
 
 
 class RuleStateRow(Base):
-    """The evaluator's snapshot per shard, saved on shutdown and restored on start."""
+    """The evaluator's snapshot per shard and how far it has evaluated, saved together.
+
+    ``watermark``: every ``ingest_messages.id`` up to it (of this shard's sites) was evaluated
+    and its actions applied when ``state`` was taken; a restart replays the rows after it.
+    ``reading_floor``: every ``readings`` row of a message after the watermark has a higher id
+    (so the replay finds a message's readings by scanning ``readings.id > reading_floor``).
+    """
 
     __tablename__ = "rule_state"
 
@@ -33,3 +39,5 @@ class RuleStateRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     saved_at: Mapped[datetime] = mapped_column(UtcDateTime)
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    watermark: Mapped[int] = mapped_column(BigInteger, default=-1, server_default="-1")
+    reading_floor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

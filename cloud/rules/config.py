@@ -1,0 +1,52 @@
+"""How the rules runner saves its progress, replays after a restart and tails the database."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FeedConfig(BaseModel):
+    """``LINLI_RULES_FEED`` (JSON). Bad values fail at start, naming the field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    save_every_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Save the rule state and its watermark this often (and on shutdown); a "
+        "crash replays at most what was stored since",
+    )
+    replay_max_age_s: float = Field(
+        3600.0,
+        gt=0,
+        description="On start, stored messages received longer ago than this are not replayed "
+        "(the watermark moves past them; they are counted as replay_too_old)",
+    )
+    replay_max_rows: int = Field(
+        100_000,
+        ge=1,
+        description="On start, at most this many ingest_messages rows after the watermark are "
+        "read (all sites); older ones are skipped and counted as replay_skipped",
+    )
+    poll_s: float = Field(
+        0.2, gt=0, le=10, description="role rules: how often the database is read for new rows"
+    )
+    settle_s: float = Field(
+        2.0,
+        ge=0,
+        le=600,
+        description="role rules: how long a missing id (a transaction of another ingest process "
+        "still open, or rolled back) is waited for before it is skipped and logged",
+    )
+    hold_s: float = Field(
+        0.3,
+        ge=0,
+        le=60,
+        description="role rules: a row is evaluated only after it has been visible this long, "
+        "so a gateway's earlier message committed a moment later by another ingest process "
+        "is put in order before it",
+    )
+    batch_rows: int = Field(
+        2000, ge=1, le=100_000, description="Rows read and evaluated per step, at most"
+    )

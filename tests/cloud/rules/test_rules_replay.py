@@ -1,0 +1,251 @@
+"""The rules watermark and the database feed, on SQLite and PostgreSQL (``db_url``).
+
+Messages are stored by ingest's real writer (``BatchWriter``); a "crash" is a runner that never
+evaluates what was stored. Alerts land in the real database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.alerts import service
+from cloud.alerts.tables import Alert
+from cloud.ingest.buffer import Delivery
+from cloud.ingest.models import StoredMessage
+from cloud.ingest.store import BatchWriter
+from cloud.notify.dispatcher import Notifier
+from cloud.notify.hub import Hub
+from cloud.registry.service import Registry
+from cloud.registry.sitefile import SiteFile
+from cloud.rules.config import FeedConfig
+from cloud.rules.effects import Effects
+from cloud.rules.feed import StoredFeed
+from cloud.rules.lookup import RegistryLookup
+from cloud.rules.runner import RulesRunner
+from cloud.settings import Settings
+from cloud.storage.tables import StoredEnvelope
+from protocols.codec import encode, new_id
+from protocols.messages import Model, Reading, Telemetry
+from protocols.rules import default_pack
+from protocols.topics import Channel, topic
+
+SITE = "s1"
+SMOKE = "smoke-1"
+
+
+def import_site(sessions: sessionmaker[Session]) -> Registry:
+    registry = Registry(sessions.kw["bind"])
+    site = SiteFile.model_validate(
+        {
+            "site": SITE,
+            "zones": [{"id": "z1"}],
+            "gateways": [
+                {"id": "gw1", "devices": [{"id": SMOKE, "kind": "smoke", "zone": "z1"}]},
+            ],
+        }
+    )
+    with sessions.begin() as db:
+        registry.import_site(db, site)
+    return registry
+
+
+def make_runner(sessions: sessionmaker[Session], registry: Registry) -> RulesRunner:
+    settings = Settings(db_url="sqlite://", mqtt_enabled=False)
+    hub = Hub()
+    effects = Effects(settings, sessions, Notifier(settings.channels, sessions, hub), hub, None)
+    return RulesRunner(default_pack(), sessions, RegistryLookup(registry, sessions), effects, hub)
+
+
+class Gateway:
+    def __init__(self) -> None:
+        self.boot = new_id()
+        self.seq = 0
+
+    def smoke(self, value: bool, ts: datetime | None = None, *, seq: int | None = None) -> Model:
+        ts = ts or datetime.now(UTC)
+        if seq is None:
+            seq = self.seq
+            self.seq += 1
+        return Telemetry(
+            msg_id=new_id(),
+            boot_id=self.boot,
+            seq=seq,
+            ts=ts,
+            readings=(Reading(device=SMOKE, metric="smoke", value=value, ts=ts),),
+        )
+
+
+def store(
+    sessions: sessionmaker[Session], registry: Registry, messages: Sequence[Model]
+) -> list[StoredMessage]:
+    """Store as ingest does (one committed transaction) and return what ``on_stored`` gets."""
+    now = datetime.now(UTC)
+    writer = BatchWriter(sessions.kw["bind"], registry)
+    deliveries = [
+        Delivery(topic(SITE, "gw1", Channel.TELEMETRY), encode(m), i, 1, now)
+        for i, m in enumerate(messages)
+    ]
+    return writer.write(deliveries).stored
+
+
+def smoke_alerts(sessions: sessionmaker[Session]) -> list[tuple[str, bool]]:
+    with sessions() as db:
+        found = service.list_alerts(db, service.AlertFilter(rule_id="smoke-alarm"))
+    return [(a.subject, a.cleared) for a in found]
+
+
+async def restart(sessions: sessionmaker[Session], registry: Registry) -> RulesRunner:
+    """A new process: restore the snapshot, replay what was stored since, apply the actions."""
+    runner = make_runner(sessions, registry)
+    runner.restore_state()
+    await StoredFeed(runner, FeedConfig()).catch_up()
+    await runner.effects.run_once()
+    return runner
+
+
+@pytest.mark.anyio
+async def test_a_batch_stored_but_not_evaluated_before_a_crash_raises_once_after_restart(
+    sessions: sessionmaker[Session],
+) -> None:
+    registry = import_site(sessions)
+    gateway = Gateway()
+    first = make_runner(sessions, registry)
+    assert not first.restore_state()  # first start: the watermark is the end of the store
+    store(sessions, registry, [gateway.smoke(False)])
+    await first.process(store(sessions, registry, [gateway.smoke(False)]))
+    await first.checkpoint()
+    # Ingest commits (and acknowledges) a smoke alarm; the process dies before the rules
+    # evaluate it: on_stored's batch is never processed.
+    stored = store(sessions, registry, [gateway.smoke(True)])
+    assert stored[0].row_id is not None and stored[0].row_id > first.watermark
+    assert smoke_alerts(sessions) == []
+
+    second = await restart(sessions, registry)
+    assert smoke_alerts(sessions) == [(SMOKE, False)]
+    assert second.counts["replayed"] == 1 and second.watermark == stored[0].row_id
+    assert second.effects.counts["raise_created"] == 1
+
+    # It crashes too, before its next checkpoint: the third start evaluates the alarm again,
+    # and the alert service keeps the one active alert.
+    third = await restart(sessions, registry)
+    assert third.counts["replayed"] == 1
+    assert smoke_alerts(sessions) == [(SMOKE, False)]
+    assert third.effects.counts["raise_created"] == 0
+
+    # A checkpoint, then a normal restart: nothing is replayed, nothing raised.
+    await third.checkpoint()
+    fourth = await restart(sessions, registry)
+    assert fourth.counts["replayed"] == 0 and fourth.effects.submitted == 0
+    assert smoke_alerts(sessions) == [(SMOKE, False)]
+
+
+@pytest.mark.anyio
+async def test_a_normal_restart_does_not_evaluate_again(
+    sessions: sessionmaker[Session],
+) -> None:
+    registry = import_site(sessions)
+    gateway = Gateway()
+    live = make_runner(sessions, registry)
+    live.restore_state()
+    await live.process(store(sessions, registry, [gateway.smoke(True)]))
+    await live.effects.run_once()
+    await live.checkpoint()
+    # The alert is dealt with and deleted; a replay of the alarm would raise it again.
+    with sessions.begin() as db:
+        db.execute(delete(Alert))
+    again = await restart(sessions, registry)
+    assert again.counts["replayed"] == 0 and again.counts["already_evaluated"] == 0
+    assert smoke_alerts(sessions) == []
+    # Live batches at or below the watermark (a redelivered hook batch) are skipped too.
+    stored = store(sessions, registry, [gateway.smoke(False)])
+    await again.process(stored)
+    await again.process(stored)
+    assert again.counts["already_evaluated"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_replayed_alarm_older_than_stale_after_only_rebuilds_state(
+    sessions: sessionmaker[Session],
+) -> None:
+    registry = import_site(sessions)
+    gateway = Gateway()
+    first = make_runner(sessions, registry)
+    first.restore_state()
+    stale = first.effects.settings.stale_after_s
+    store(
+        sessions, registry, [gateway.smoke(True, datetime.now(UTC) - timedelta(seconds=stale + 60))]
+    )
+    second = await restart(sessions, registry)
+    assert second.counts["replayed"] == 1 and second.counts["replayed_stale"] == 1
+    assert smoke_alerts(sessions) == []
+
+
+@pytest.mark.anyio
+async def test_replay_is_bounded_by_rows(sessions: sessionmaker[Session]) -> None:
+    registry = import_site(sessions)
+    gateway = Gateway()
+    first = make_runner(sessions, registry)
+    first.restore_state()
+    store(sessions, registry, [gateway.smoke(True)] + [gateway.smoke(False) for _ in range(4)])
+    runner = make_runner(sessions, registry)
+    runner.restore_state()
+    await StoredFeed(runner, FeedConfig(replay_max_rows=2)).catch_up()
+    await runner.effects.run_once()
+    assert runner.counts["replayed"] == 2 and runner.counts["replay_skipped"] == 3
+    assert smoke_alerts(sessions) == []  # the alarm was in the part left out
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.anyio
+async def test_the_feed_waits_for_a_missing_id_then_skips_it_and_orders_each_gateway(
+    sessions: sessionmaker[Session],
+) -> None:
+    registry = import_site(sessions)
+    gateway = Gateway()
+    runner = make_runner(sessions, registry)
+    runner.restore_state()
+    clock = Clock()
+    feed = StoredFeed(runner, FeedConfig(settle_s=2.0, hold_s=0.5), clock=clock)
+    await feed.catch_up()
+    # Another ingest process stored seq 1 (alarm) before seq 0 (all clear): ids out of order.
+    ts = datetime.now(UTC)
+    later = store(sessions, registry, [gateway.smoke(True, ts, seq=1)])
+    earlier = store(sessions, registry, [gateway.smoke(False, ts - timedelta(seconds=1), seq=0)])
+    assert earlier[0].row_id is not None and later[0].row_id is not None
+    assert earlier[0].row_id > later[0].row_id
+    await feed._step(2.0, 0.5, replay=False)
+    assert runner.watermark < later[0].row_id  # held: visible for less than hold_s
+    clock.now += 0.6
+    await feed._step(2.0, 0.5, replay=False)
+    await runner.effects.run_once()
+    # seq 0 (clear) was evaluated before seq 1 (alarm): the alarm stands.
+    assert smoke_alerts(sessions) == [(SMOKE, False)]
+    assert runner.watermark == earlier[0].row_id and runner.counts["late"] == 0
+
+    # A missing id: stored, then its row deleted (as if still in an open transaction).
+    gone = store(sessions, registry, [gateway.smoke(False, seq=2)])
+    after = store(sessions, registry, [gateway.smoke(False, seq=3)])
+    with sessions.begin() as db:
+        db.execute(delete(StoredEnvelope).where(StoredEnvelope.id == gone[0].row_id))
+    clock.now += 0.6
+    await feed._step(2.0, 0.5, replay=False)
+    clock.now += 0.6
+    await feed._step(2.0, 0.5, replay=False)
+    assert runner.watermark == earlier[0].row_id  # waiting for the hole to settle
+    clock.now += 2.0
+    await feed._step(2.0, 0.5, replay=False)
+    assert runner.watermark == after[0].row_id and runner.counts["skipped_ids"] == 1
+    with sessions() as db:
+        assert db.scalar(select(func.count(StoredEnvelope.id))) == 3
