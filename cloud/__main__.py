@@ -1,6 +1,7 @@
 """``linli cloud``: run the cloud, create the first admin, migrate the database, import a site.
 
     linli cloud run [--host 127.0.0.1] [--port 8000] [--db URL] [--mqtt HOST:PORT] [--rules FILE]
+                    [--role all|ingest|rules] [--shared-group GROUP]
     linli cloud create-admin USERNAME [--generate | --password-stdin] [--db URL]
     linli cloud migrate [--db URL]
     linli cloud import-site SITE.yaml [--db URL]
@@ -38,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mqtt", type=_mqtt, help="broker HOST:PORT (LINLI_MQTT_HOST/PORT)")
     run.add_argument("--no-mqtt", action="store_true", help="API only: no ingest, no commands")
     run.add_argument("--rules", type=Path, action="append", help="extra rule file (repeatable)")
+    run.add_argument(
+        "--role",
+        choices=("all", "ingest", "rules"),
+        help="all (default): ingest + rules in one process; ingest: store only; rules: evaluate "
+        "what the ingest processes stored (LINLI_ROLE, docs/scale-out.md)",
+    )
+    run.add_argument("--shared-group", help="MQTT 5 shared group of --role ingest processes")
     run.add_argument("--log-level", default="info")
     ca = sub.add_parser("create-admin", help="create an admin account (no default password)")
     ca.add_argument("rest", nargs=argparse.REMAINDER, help="see 'linli cloud create-admin -h'")
@@ -65,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["mqtt_enabled"] = False
     if args.rules:
         overrides["rule_files"] = tuple(args.rules)
+    overrides["role"] = args.role
+    overrides["ingest_shared_group"] = args.shared_group
     settings = _settings(**overrides)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cloud.alerts.states import Severity
+from cloud.rules.config import FeedConfig
 
 
 class _Model(BaseModel):
@@ -102,6 +103,18 @@ class Settings(BaseSettings):
     )
     mqtt_username: str | None = None
     mqtt_password: str | None = None
+    role: Literal["all", "ingest", "rules"] = Field(
+        "all",
+        description="all: ingest hands its batches to the rules in this process; ingest: store "
+        "only (one of an MQTT 5 shared group); rules: read stored messages from the database "
+        "for this shard's sites (docs/scale-out.md)",
+    )
+    ingest_shared_group: str | None = Field(
+        None, description="MQTT 5 shared-subscription group of the ingest processes"
+    )
+    rules_feed: FeedConfig = Field(
+        default_factory=FeedConfig, description="Rules checkpoint, replay and database feed"
+    )
     ingest_enabled: bool = Field(True, description="Run MQTT ingest in this process")
     ingest_sites: tuple[str, ...] | None = Field(
         None, description="Only these sites (a rules shard's sites); None: every site"
@@ -137,12 +150,30 @@ class Settings(BaseSettings):
     )
     static_dashboards: bool = Field(True, description="Mount dashboards/ if present")
     cors_origins: tuple[str, ...] = ()
+    gov_tick_s: float = Field(30.0, gt=0, le=3600, description="Governance deadline loop period")
+    gov_remind_every_s: float = Field(
+        900.0, gt=0, description="Between reminders of an overdue whistle stage (governance)"
+    )
+    gov_channels: tuple[str, ...] = Field(
+        ("app",), description="Channels told of missed deadlines, whistle reminders, escalations"
+    )
+    gov_group_window_s: float = Field(
+        600.0, ge=0, description="A serious alert joins an incident of its site+zone this recent"
+    )
+    gov_group_min_severity: Severity = Field(
+        Severity.MAJOR, description="Alerts at least this severe open or join an incident"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.shard_index >= self.shard_count:
             raise ValueError(
                 f"shard_index: {self.shard_index} must be < shard_count {self.shard_count}"
+            )
+        if self.ingest_shared_group is not None and self.role == "all" and self.rules_enabled:
+            raise ValueError(
+                "ingest_shared_group: a shared group splits a site's stream between processes; "
+                "use role 'ingest' for its members and run the rules with role 'rules'"
             )
         names = set(self.channels)
         used = {c for chans in self.escalation.on_raise.values() for c in chans}

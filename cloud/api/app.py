@@ -40,6 +40,8 @@ from cloud.api.supervise import supervised
 from cloud.api.writegate import install as fair_sqlite_writes
 from cloud.commands.publisher import Publisher
 from cloud.db import create_schema, make_engine
+from cloud.governance.deadlines import DeadlineLoop
+from cloud.governance.router import router as governance_router
 from cloud.ingest.config import IngestConfig
 from cloud.ingest.service import Ingest
 from cloud.notify.dispatcher import Notifier
@@ -47,6 +49,7 @@ from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
 from cloud.rules.configs import ConfigPusher
 from cloud.rules.effects import Effects
+from cloud.rules.feed import StoredFeed
 from cloud.rules.lookup import RegistryLookup
 from cloud.rules.packs import load_packs
 from cloud.rules.runner import RulesRunner
@@ -133,7 +136,7 @@ def build_services(settings: Settings) -> Services:
     )
     if publisher is not None:
         services.pusher = ConfigPusher(ruleset, sessions, publisher)
-    if settings.rules_enabled:
+    if settings.rules_enabled and settings.role != "ingest":
         pusher = services.pusher
         lookup = services.lookup = RegistryLookup(reg, sessions)
         services.runner = RulesRunner(
@@ -150,7 +153,7 @@ def build_services(settings: Settings) -> Services:
                 None if pusher is None else lambda site, gw: _spawn(pusher.push(site, gw))
             ),
         )
-    if settings.mqtt_enabled and settings.ingest_enabled:
+    if settings.mqtt_enabled and settings.ingest_enabled and settings.role != "rules":
         services.ingest = Ingest(
             IngestConfig(
                 host=settings.mqtt_host,
@@ -160,13 +163,18 @@ def build_services(settings: Settings) -> Services:
                 password=settings.mqtt_password,
                 protocol=settings.mqtt_protocol,
                 sites=settings.ingest_sites,
+                shared_group=settings.ingest_shared_group,
                 batch_size=settings.ingest_batch_size,
                 linger_s=settings.ingest_linger_s,
                 queue_bound=settings.ingest_queue_bound,
             ),
             engine,
             reg,
-            on_stored=None if services.runner is None else services.runner.on_stored,
+            on_stored=(
+                None
+                if services.runner is None or settings.role != "all"
+                else services.runner.on_stored
+            ),
         )
     return services
 
@@ -200,15 +208,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     tick = settings.tick_s
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(supervised("notifier", services.notifier.run, fails))]
+        feeding: list[asyncio.Task[None]] = []  # stopped first on shutdown
         if services.publisher is not None:
             tasks.append(tg.create_task(supervised("publisher", services.publisher.run, fails)))
         if services.ingest is not None:
             ingest = services.ingest
-            tasks.append(tg.create_task(supervised("ingest", ingest.run, fails)))
+            run_ingest = ingest.run if runner is None else _after(runner.caught_up, ingest.run)
+            feeding.append(tg.create_task(supervised("ingest", run_ingest, fails)))
             tasks.append(tg.create_task(_mark_ready(ingest, services.ingest_ready)))
         tasks.append(tg.create_task(supervised("effects", services.effects.run, fails)))
         if runner is not None:
-            tasks.append(tg.create_task(supervised("rules", runner.consume, fails)))
+            feed = StoredFeed(runner, settings.rules_feed)
+            if settings.role == "rules":
+                feeding.append(tg.create_task(supervised("rules-feed", feed.run, fails)))
+            else:
+                # Replay what was stored but not evaluated before ingest's live batches.
+                consume = _after_coro(feed.catch_up, runner.consume)
+                tasks.append(tg.create_task(supervised("rules", consume, fails)))
+            save = settings.rules_feed.save_every_s
+            tasks.append(
+                tg.create_task(supervised("rules-save", lambda: runner.save_every(save), fails))
+            )
             if services.lookup is not None:
                 refresh = _every(LOOKUP_REFRESH_S, services.lookup.refresh)
                 tasks.append(tg.create_task(supervised("device-tags", refresh, fails)))
@@ -218,19 +238,68 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks.append(
             tg.create_task(supervised("escalation", lambda: services.escalator.run(tick), fails))
         )
+        gov = app.state.gov_deadlines = DeadlineLoop(
+            services.sessions,
+            services.notifier,
+            channels=settings.gov_channels,
+            remind_every_s=settings.gov_remind_every_s,
+        )
+        tasks.append(
+            tg.create_task(supervised("governance", lambda: gov.run(settings.gov_tick_s), fails))
+        )
         if services.pusher is not None:
             tasks.append(tg.create_task(_push_configs(services.pusher)))
         try:
             yield
         finally:
+            for task in feeding:
+                task.cancel()
+            if feeding:
+                await asyncio.wait(feeding)
+            if runner is not None:
+                await _final_checkpoint(runner)
             for task in tasks:
                 task.cancel()
-    if runner is not None:
-        try:
-            await asyncio.to_thread(runner.save_state)
-        except Exception:  # shutdown must finish even if the database is gone
-            log.exception("could not save rules state")
     services.engine.dispose()
+
+
+SHUTDOWN_CHECKPOINT_S = 15.0
+
+
+async def _final_checkpoint(runner: RulesRunner) -> None:
+    """Evaluate what ingest already handed over, apply its actions, save state + watermark.
+
+    If that does not finish in time the last periodic checkpoint stands: the next start
+    replays from there.
+    """
+    try:
+        async with asyncio.timeout(SHUTDOWN_CHECKPOINT_S):
+            await runner.drained()
+            await runner.checkpoint()
+    except TimeoutError:
+        log.error("rules checkpoint on shutdown timed out; the next start replays more")
+    except Exception:  # shutdown must finish even if the database is gone
+        log.exception("could not save rules state")
+
+
+def _after(
+    event: asyncio.Event, job: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await event.wait()
+        await job()
+
+    return run
+
+
+def _after_coro(
+    first: Callable[[], Awaitable[object]], job: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await first()
+        await job()
+
+    return run
 
 
 def _every(seconds: float, job: Callable[[], None]) -> Callable[[], Awaitable[None]]:
@@ -287,6 +356,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kpis.router,
         notifications.router,
         stream.router,
+        governance_router,
     ):
         app.include_router(router)
     app.state.optional_routers = _include_optional(app)

@@ -32,6 +32,7 @@ from cloud.governance.tables import (
 from cloud.governance.whistles import whistles_of
 
 __all__ = [
+    "NO_ARGS",
     "SYSTEM",
     "ActionArgs",
     "act",
@@ -238,6 +239,9 @@ class ActionArgs:
     close_override_after: timedelta = CLOSE_OVERRIDE_AFTER
 
 
+NO_ARGS = ActionArgs()
+
+
 def _close(db: Session, row: Incident, actor: str, now: datetime, args: ActionArgs) -> None:
     detail: dict[str, Any] = {}
     if State(row.state) is State.RESOLVED and row.confirm_required and row.confirmed_at is None:
@@ -266,7 +270,7 @@ def act(
     action: Action,
     *,
     actor: str,
-    args: ActionArgs = ActionArgs(),
+    args: ActionArgs = NO_ARGS,
     now: datetime | None = None,
 ) -> IncidentOut:
     """accept, arrive, resolve, confirm, reopen, close, cancel or comment.
