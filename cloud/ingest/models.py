@@ -19,6 +19,8 @@ class StoredMessage:
     not act on it). ``pending_devices``: the devices in it that are not approved (their
     readings are flagged; :meth:`cloud.registry.Registry.lookup` returns None for them, so
     rules skip them even in a message that is not pending as a whole).
+    ``row_id``: the ``ingest_messages.id`` of the stored row (increasing in commit order, a
+    watermark for consumers); None for duplicates and gateway states, which have no row.
     Gateway births and wills arrive here too (``message`` is a :class:`GatewayState`).
     """
 
@@ -27,6 +29,7 @@ class StoredMessage:
     duplicate: bool = False
     pending: bool = False
     pending_devices: frozenset[str] = frozenset()
+    row_id: int | None = None
 
     @property
     def site(self) -> str:

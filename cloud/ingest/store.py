@@ -24,7 +24,7 @@ from cloud.ingest.buffer import Delivery
 from cloud.ingest.gaps import GapTracker
 from cloud.ingest.models import StoredMessage
 from cloud.registry.service import Registry
-from cloud.storage.bulk import TimeCache, bulk_insert
+from cloud.storage.bulk import TimeCache, allocate_ids, bulk_insert
 from cloud.storage.tables import (
     AccessEventRow,
     CommandAckRow,
@@ -50,6 +50,7 @@ STORE_ERROR = "store_error"
 
 _CHUNK = 500  # ids per IN (...) query
 ENVELOPE_COLUMNS = (
+    "id",
     "msg_id",
     "site",
     "gateway",
@@ -103,6 +104,7 @@ class _Decoded:
     pending: bool = False
     flagged: frozenset[str] = frozenset()  # pending devices (and gateway) of this message
     pending_devices: frozenset[str] = frozenset()
+    row_id: int | None = None  # ingest_messages.id once inserted
 
 
 class BatchWriter:
@@ -151,6 +153,7 @@ class BatchWriter:
                     item.duplicate,
                     item.pending,
                     item.pending_devices,
+                    item.row_id,
                 )
             )
             result.duplicates += item.duplicate
@@ -188,6 +191,7 @@ class BatchWriter:
         """Register what sent data; mark items whose gateway or devices are not approved."""
         for item in items:
             item.pending, item.flagged, item.pending_devices = False, frozenset(), frozenset()
+            item.row_id = None
         per_gateway: dict[tuple[str, str], dict[str, tuple[set[str], datetime]]] = {}
         for item in items:
             if item.duplicate or isinstance(item.decoded.message, GatewayState):
@@ -220,6 +224,15 @@ class BatchWriter:
         self, session: Session, items: list[_Decoded], now: datetime, result: BatchResult
     ) -> None:
         when = TimeCache(session.get_bind().dialect.name)
+        stored = [
+            item
+            for item in items
+            if not item.duplicate and isinstance(item.decoded.message, Envelope)
+        ]
+        for item, row_id in zip(
+            stored, allocate_ids(session, StoredEnvelope, len(stored)), strict=True
+        ):
+            item.row_id = row_id
         envelopes: list[tuple[Any, ...]] = []
         readings: list[tuple[Any, ...]] = []
         events: list[dict[str, Any]] = []
@@ -277,6 +290,7 @@ def _envelope_row(item: _Decoded, msg: Envelope, when: TimeCache) -> tuple[Any, 
     """A row of ``ingest_messages`` in ENVELOPE_COLUMNS order."""
     t = item.decoded.topic
     return (
+        item.row_id,
         msg.msg_id,
         t.site,
         t.gateway,

@@ -35,6 +35,27 @@ class TimeCache:
         return got
 
 
+def allocate_ids(session: Session, model: type[DeclarativeBase], n: int) -> list[int]:
+    """``n`` fresh primary keys for ``model`` to insert explicitly in this transaction.
+
+    PostgreSQL takes them from the column's sequence (COPY cannot return ids). SQLite counts up
+    from the highest id: the caller must hold the write lock (see ``store._write_lock``), so no
+    other writer can take the same ones before this transaction commits.
+    """
+    if n <= 0:
+        return []
+    table = cast(Table, model.__table__)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        got = conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence(%(t)s, 'id')) FROM generate_series(1, %(n)s)",
+            {"t": table.name, "n": n},
+        )
+        return [row[0] for row in got]
+    top = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
+    return list(range(top + 1, top + 1 + n))
+
+
 def bulk_insert(
     session: Session,
     model: type[DeclarativeBase],

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -55,6 +56,30 @@ async def test_duplicate_msg_id_acked_counted_not_stored_twice(
     assert count(engine, StoredEnvelope.id) == 1
     assert count(engine, Reading.id) == 3
     assert ingest.stats.acked == 4
+
+
+@pytest.mark.anyio
+async def test_row_id_is_the_stored_row_and_none_for_duplicates(
+    engine: Engine, mosquitto: Mosquitto, publisher: Publisher, site: str
+) -> None:
+    gw = Gateway(site)
+    seen: list[StoredMessage] = []
+
+    async def hook(batch: Sequence[StoredMessage]) -> None:
+        seen.extend(batch)
+
+    ingest = Ingest(config(mosquitto, site, batch_size=7), engine, Registry(engine), hook)
+    messages = [gw.telemetry() for _ in range(30)]
+    async with running(ingest):
+        publisher.send([gw.frame(m) for m in messages])
+        await until(lambda: len(seen) >= 30)
+        publisher.send([gw.frame(messages[3])])  # a redelivery: no row of its own
+        await until(lambda: len(seen) >= 31)
+    with Session(engine) as s:
+        rows = dict(s.execute(select(StoredEnvelope.msg_id, StoredEnvelope.id)).tuples().all())
+    assert [m.row_id for m in seen[:30]] == [rows[m.msg_id] for m in messages]
+    assert [m.row_id for m in seen[:30]] == sorted({m.row_id for m in seen[:30] if m.row_id})
+    assert seen[30].duplicate and seen[30].row_id is None
 
 
 @pytest.mark.anyio
