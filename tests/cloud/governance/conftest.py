@@ -3,15 +3,25 @@ organisations of one site."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from cloud.auth import service as accounts
+from cloud.auth.deps import Role
 from cloud.governance import orgs
+from cloud.governance.deadlines import DeadlineLoop, Due
 from cloud.governance.models import MemberIn, OrgIn
 from tests.cloud.alerts.conftest import engine, sessions
+from tests.cloud.api.conftest import PASSWORD, Cloud, make_cloud
 
-__all__ = ["engine", "sessions"]  # a fresh schema per test, SQLite and PostgreSQL
+# a fresh schema per test (SQLite and PostgreSQL); the real app on it
+__all__ = ["engine", "make_cloud", "sessions"]
 
 SITE = "gov-site"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(64) + b"\xff\xd9"
@@ -48,3 +58,72 @@ def make_orgs(db: Session, site: str = SITE) -> Orgs:
     orgs.add_member(db, made.fire, MemberIn(username="fire1"))
     orgs.add_member(db, made.utilities, MemberIn(username="util1"))
     return made
+
+
+class FakeClock:
+    """The governance clock of the app (``app.state.gov_clock``) and of the deadline loop."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@dataclass
+class GovApp:
+    """The real cloud app with a fake governance clock; users beyond one per role."""
+
+    cloud: Cloud
+    clock: FakeClock
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def client(self) -> TestClient:
+        return self.cloud.client
+
+    def user(self, username: str, role: Role) -> None:
+        with Session(self.cloud.app.state.engine) as db:
+            user = accounts.create_user(db, username, PASSWORD, role)
+            self.tokens[username], _ = accounts.issue_token(db, user, 3600)
+            db.commit()
+
+    def login(self, username: str, role: Role) -> None:
+        """Create the account, then sign in through the API like a browser would."""
+        with Session(self.cloud.app.state.engine) as db:
+            accounts.create_user(db, username, PASSWORD, role)
+            db.commit()
+        answer = self.client.post(
+            "/api/auth/login", json={"username": username, "password": PASSWORD}
+        )
+        assert answer.status_code == 200, answer.text
+        self.tokens[username] = answer.json()["token"]
+
+    def headers(self, who: str | Role) -> dict[str, str]:
+        if isinstance(who, Role):
+            return self.cloud.auth(who)
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def call(self, method: str, url: str, who: str | Role, expect: int = 200,
+             **kw: Any) -> Any:  # fmt: skip
+        answer = self.client.request(method, url, headers=self.headers(who), **kw)
+        assert answer.status_code == expect, (method, url, answer.status_code, answer.text)
+        return answer.json() if answer.content else None
+
+    def step(self) -> list[Due]:
+        """One pass of the deadline loop at the fake clock's time."""
+        loop: DeadlineLoop = self.cloud.app.state.gov_deadlines
+        return loop.step(self.clock())
+
+
+@pytest.fixture
+def gov_app(make_cloud: Callable[..., Cloud]) -> GovApp:
+    """The app with its own deadline loop idle (a pass only when the test calls ``step``)."""
+    cloud = make_cloud(gov_tick_s=3600.0, gov_remind_every_s=900.0)
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    cloud.app.state.gov_clock = clock
+    return GovApp(cloud, clock)
