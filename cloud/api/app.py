@@ -42,11 +42,14 @@ from cloud.commands.publisher import Publisher
 from cloud.db import create_schema, make_engine
 from cloud.governance.deadlines import DeadlineLoop
 from cloud.governance.router import router as governance_router
+from cloud.governance.web import CLOCK_STATE, utcnow
 from cloud.ingest.config import IngestConfig
 from cloud.ingest.service import Ingest
 from cloud.notify.dispatcher import Notifier
 from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
+from cloud.risk import runtime as risk_runtime
+from cloud.risk.router import router as risk_router
 from cloud.rules.configs import ConfigPusher
 from cloud.rules.effects import Effects
 from cloud.rules.feed import StoredFeed
@@ -247,6 +250,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks.append(
             tg.create_task(supervised("governance", lambda: gov.run(settings.gov_tick_s), fails))
         )
+        risk = app.state.risk = risk_runtime.RiskRuntime.build(
+            services,
+            getattr(app.state, risk_runtime.CONFIG_STATE, None),
+            getattr(app.state, CLOCK_STATE, None) or utcnow,
+        )
+        tasks.append(tg.create_task(supervised("welfare", risk.welfare, fails)))
+        tasks.append(tg.create_task(supervised("drills", risk.drills.run, fails)))
         if services.pusher is not None:
             tasks.append(tg.create_task(_push_configs(services.pusher)))
         try:
@@ -357,6 +367,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications.router,
         stream.router,
         governance_router,
+        risk_router,
     ):
         app.include_router(router)
     app.state.optional_routers = _include_optional(app)
