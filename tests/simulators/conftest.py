@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from cloud.api import create_app
@@ -30,6 +31,7 @@ class InProcessCloud:
     services: Services
     client: CloudClient
     token: str
+    app: FastAPI
 
     def import_site(self, sitefile: SiteFile) -> None:
         with self.services.sessions.begin() as db:
@@ -65,7 +67,7 @@ async def in_process_cloud(
             db.commit()
         transport = httpx.ASGITransport(app=app)
         async with CloudClient("http://cloud", token, transport=transport) as client:
-            yield InProcessCloud(services, client, token)
+            yield InProcessCloud(services, client, token, app)
 
 
 @pytest.fixture
