@@ -6,6 +6,12 @@ and never talks to a door: :class:`edge.gate.gate.Gate` applies the policy to si
 Cost control on a 2-core gateway: detection runs only when something moved (or a face is being
 tracked), on a downscaled frame or a region of interest; a track is encoded only until its
 vote is decided (≈ 94 ms per encoding), while landmarks (≈ 5 ms) keep feeding liveness.
+A frame that can decide pays for one heavy step only: the periodic whole-frame detection is
+postponed (a frame or two) while a tracked face's next vote is due, a frame that still ran one
+(a tracked face was lost) takes no deciding vote — only a new face's first vote, which can
+never decide — and at most ``max_encodings_per_frame`` faces are encoded per frame (fewest
+votes first). So the frame that opens the door costs a region detection (≈ 6 ms) + landmarks +
+one encoding, never a whole-frame detection on top.
 """
 
 from __future__ import annotations
@@ -55,6 +61,12 @@ class PipelineConfig(BaseModel):
     revote_every: int = Field(
         3, ge=1, description="After an unknown report, re-encode the track every N frames"
     )
+    max_encodings_per_frame: int = Field(
+        1, ge=1, le=10, description="Faces encoded per frame at most (fewest votes first)"
+    )
+    split_heavy_steps: bool = Field(
+        True, description="Encode nothing on a frame that ran a whole-frame detection"
+    )
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0, le=1.5, description="Match distance")
     need_liveness_frames: bool = Field(
         True, description="Wait for enough landmark frames to score liveness before deciding"
@@ -97,6 +109,8 @@ class Stats:
     still_skipped: int = 0
     detections: int = 0
     encodings: int = 0
+    encodings_deferred: int = 0
+    """Encodings postponed to a later frame (frame budget)."""
     rejected: Counter[str] = field(default_factory=Counter)
 
 
@@ -188,12 +202,21 @@ class Pipeline:
             or not self.tracker.tracks
             or self._since_full >= cfg.full_detect_every
         )
+        if (
+            full
+            and self.tracker.tracks
+            and cfg.split_heavy_steps
+            and self._since_full < 2 * cfg.full_detect_every
+            and self._vote_due()
+        ):
+            full = False  # this frame encodes a vote: the whole-frame pass waits a frame or two
         if full:
             self._since_full = 0
         found = self.detect(rgb, full=full)
         if not full and len(found) < len(self.tracker.tracks):
             self._since_full = 0  # a tracked face was not where expected: search everywhere
             found = self.detect(rgb, full=True)
+            full = True
         good: list[Face] = []
         for face in found:
             q = quality.assess(rgb, face, cfg.quality)
@@ -202,7 +225,9 @@ class Pipeline:
             else:
                 self.stats.rejected[q.reason or "quality"] += 1
         decided: list[Sighting] = []
-        for track, face in self.tracker.update(good, at):
+        pairs = self.tracker.update(good, at)
+        voting = self._to_encode(pairs, first_only=full and cfg.split_heavy_steps)
+        for track, face in pairs:
             track.landmarks.append(face.landmarks)
             del track.landmarks[: -cfg.max_wait_frames - cfg.max_votes]
             if track.decided:
@@ -211,8 +236,7 @@ class Pipeline:
                     if sighting is not None:
                         decided.append(sighting)
                 continue
-            revote = not track.unknown_reported or track.hits % cfg.revote_every == 0
-            if revote:
+            if track.track_id in voting:
                 self._vote(track, rgb, face, threshold or cfg.threshold)
                 del track.votes[: -cfg.max_votes]
             person, count = track.leader()
@@ -228,6 +252,28 @@ class Pipeline:
                 if sighting is not None:
                     decided.append(sighting)
         return decided
+
+    def _wants_vote(self, track: Track, hits: int) -> bool:
+        """Still voting: undecided, and an unknown face only every ``revote_every`` frames."""
+        every = self.config.revote_every
+        return not track.decided and (not track.unknown_reported or hits % every == 0)
+
+    def _vote_due(self) -> bool:
+        """A tracked face will take a deciding vote (not its first) on the coming frame."""
+        return any(
+            t.votes and self._wants_vote(t, t.hits + 1) for t in self.tracker.tracks.values()
+        )
+
+    def _to_encode(self, pairs: list[tuple[Track, Face]], *, first_only: bool) -> set[int]:
+        """Ids of the tracks encoded on this frame: those still voting, fewest votes first,
+        ``max_encodings_per_frame`` at most. After a whole-frame detection (``first_only``) only
+        a new face's first vote — which can never decide — is taken; the rest wait a frame."""
+        wanting = [t for t, _ in pairs if self._wants_vote(t, t.hits)]
+        wanting.sort(key=lambda t: (len(t.votes), t.track_id))
+        chosen = [t for t in wanting if not (first_only and t.votes)]
+        chosen = chosen[: self.config.max_encodings_per_frame]
+        self.stats.encodings_deferred += len(wanting) - len(chosen)
+        return {t.track_id for t in chosen}
 
     def _vote(self, track: Track, rgb: RGB, face: Face, threshold: float) -> None:
         encoding = self.engine.encode(rgb, face, jitters=self.config.jitters)
