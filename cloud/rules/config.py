@@ -40,12 +40,11 @@ class FeedConfig(BaseModel):
         "still open, or rolled back) is waited for before it is skipped and logged",
     )
     hold_s: float = Field(
-        0.3,
+        1.0,
         ge=0,
         le=60,
-        description="role rules: a row is evaluated only after it has been visible this long, "
-        "so a gateway's earlier message committed a moment later by another ingest process "
-        "is put in order before it",
+        description="role rules: how long a message waits for an earlier one of its gateway "
+        "(by boot_id/seq) that another ingest process may not have committed yet",
     )
     batch_rows: int = Field(
         2000, ge=1, le=100_000, description="Rows read and evaluated per step, at most"

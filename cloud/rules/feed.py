@@ -14,15 +14,18 @@ be committed while 100 is still in an open transaction. A missing id (a *hole*) 
 for up to ``settle_s``; then it is skipped, counted (``skipped_ids``) and logged — a message
 committed later than that is never evaluated (the trade-off: a longer ``settle_s`` delays every
 alert behind a hole, a shorter one risks skipping a slow commit; rolled-back ids are holes
-that never fill). A row is evaluated only after it has been visible for ``hold_s``, so a
-gateway's earlier message committed a moment later by another ingest process joins the same
-step; within a step each gateway boot's messages are put in ``seq`` order (the order the
-gateway made them) before they reach the engine, keeping every device's observations in order.
+that never fill). Each gateway numbers its messages (``boot_id``, ``seq``): a row whose
+gateway boot has an earlier ``seq`` not yet seen waits for it up to ``hold_s`` (the earlier
+message may still be in another ingest process's batch), and within a step each gateway boot's
+messages are put in ``seq`` order (the order the gateway made them) before they reach the
+engine, keeping every device's observations in order. A message that still arrives after a
+later one of its gateway was evaluated is evaluated anyway and counted as ``late``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import Callable
@@ -168,19 +171,17 @@ class StoredFeed:
 
     def _ready(self, settle_s: float, hold_s: float) -> _Step:
         """The rows that can be evaluated now: from the watermark up, in id order, until a
-        row younger than ``hold_s`` or a hole younger than ``settle_s``."""
+        hole younger than ``settle_s`` or a row that waits for its gateway's earlier message
+        (:meth:`_in_sequence`)."""
         now = self.clock()
         pos = self.runner.watermark + 1
-        taken: list[Row] = []
+        taken: list[tuple[float, Row]] = []
         holes = sorted(self._holes, key=lambda h: h.lo)
         fetched = self._fetched or 0
         while pos <= fetched and len(taken) < self.config.batch_rows:
             seen = self._rows.get(pos)
             if seen is not None:
-                if now - seen[0] < hold_s:
-                    break
-                taken.append(seen[1])
-                del self._rows[pos]
+                taken.append(seen)
                 pos += 1
                 continue
             hole = next((h for h in holes if h.lo <= pos <= h.hi), None)
@@ -199,7 +200,40 @@ class StoredFeed:
             self._holes.remove(hole)
             holes.remove(hole)
             pos = hole.hi + 1
-        return _Step(taken, pos - 1)
+        keep = self._in_sequence(taken, now, hold_s)
+        if keep < len(taken):
+            pos = taken[keep][1].id
+        for _, row in taken[:keep]:
+            del self._rows[row.id]
+        return _Step([row for _, row in taken[:keep]], pos - 1)
+
+    def _in_sequence(self, taken: list[tuple[float, Row]], now: float, hold_s: float) -> int:
+        """How many of ``taken`` to evaluate: stop before the first row whose gateway boot has
+        an earlier ``seq`` that is neither evaluated nor among the rows kept, unless that row
+        has waited ``hold_s`` already (the earlier message may be lost, dead-lettered, or on
+        its way through another ingest process)."""
+        keep = len(taken)
+        while True:
+            seqs: dict[tuple[str, str, str], list[int]] = {}
+            for _, row in taken[:keep]:
+                seqs.setdefault((row.site, row.gateway, row.boot_id), []).append(row.seq)
+            for key in seqs:
+                seqs[key].sort()
+            bad = None
+            for index, (seen, row) in enumerate(taken[:keep]):
+                if now - seen >= hold_s:
+                    continue
+                mine = seqs[(row.site, row.gateway, row.boot_id)]
+                last = self._last_seq.get((row.site, row.gateway, row.boot_id), mine[0] - 1)
+                if row.seq <= last + 1:
+                    continue
+                present = bisect.bisect_left(mine, row.seq) - bisect.bisect_right(mine, last)
+                if present < row.seq - last - 1:
+                    bad = index
+                    break
+            if bad is None:
+                return keep
+            keep = bad
 
     def _in_device_order(self, rows: list[Row]) -> list[Row]:
         """Each gateway boot's messages in ``seq`` order, in the places they hold (other

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts import service
@@ -209,7 +209,7 @@ class Clock:
 
 
 @pytest.mark.anyio
-async def test_the_feed_waits_for_a_missing_id_then_skips_it_and_orders_each_gateway(
+async def test_the_feed_puts_each_gateway_in_order_and_waits_for_a_missing_id(
     sessions: sessionmaker[Session],
 ) -> None:
     registry = import_site(sessions)
@@ -219,33 +219,49 @@ async def test_the_feed_waits_for_a_missing_id_then_skips_it_and_orders_each_gat
     clock = Clock()
     feed = StoredFeed(runner, FeedConfig(settle_s=2.0, hold_s=0.5), clock=clock)
     await feed.catch_up()
-    # Another ingest process stored seq 1 (alarm) before seq 0 (all clear): ids out of order.
+
+    async def step() -> None:
+        await feed._step(2.0, 0.5, replay=False)
+        await runner.effects.run_once()
+
     ts = datetime.now(UTC)
-    later = store(sessions, registry, [gateway.smoke(True, ts, seq=1)])
-    earlier = store(sessions, registry, [gateway.smoke(False, ts - timedelta(seconds=1), seq=0)])
+    first = store(sessions, registry, [gateway.smoke(False, ts, seq=0)])
+    await step()
+    assert runner.watermark == first[0].row_id
+    # Another ingest process commits seq 2 (alarm) before seq 1 (all clear, made earlier).
+    later = store(sessions, registry, [gateway.smoke(True, ts + timedelta(seconds=2), seq=2)])
+    await step()
+    assert runner.watermark == first[0].row_id  # seq 2 waits for seq 1
+    earlier = store(sessions, registry, [gateway.smoke(False, ts + timedelta(seconds=1), seq=1)])
     assert earlier[0].row_id is not None and later[0].row_id is not None
     assert earlier[0].row_id > later[0].row_id
-    await feed._step(2.0, 0.5, replay=False)
-    assert runner.watermark < later[0].row_id  # held: visible for less than hold_s
-    clock.now += 0.6
-    await feed._step(2.0, 0.5, replay=False)
-    await runner.effects.run_once()
-    # seq 0 (clear) was evaluated before seq 1 (alarm): the alarm stands.
+    await step()
+    # seq 1 (clear) was evaluated before seq 2 (alarm): the alarm stands.
     assert smoke_alerts(sessions) == [(SMOKE, False)]
     assert runner.watermark == earlier[0].row_id and runner.counts["late"] == 0
 
+    # seq 3 never comes in time: seq 4 waits hold_s, then goes; seq 3 is then late.
+    four = store(sessions, registry, [gateway.smoke(True, seq=4)])
+    await step()
+    assert runner.watermark == earlier[0].row_id
+    clock.now += 0.6
+    await step()
+    assert runner.watermark == four[0].row_id
+    store(sessions, registry, [gateway.smoke(True, seq=3)])
+    await step()
+    assert runner.counts["late"] == 1
+
     # A missing id: stored, then its row deleted (as if still in an open transaction).
-    gone = store(sessions, registry, [gateway.smoke(False, seq=2)])
-    after = store(sessions, registry, [gateway.smoke(False, seq=3)])
+    gone = store(sessions, registry, [gateway.smoke(True, seq=5)])
+    after = store(sessions, registry, [gateway.smoke(True, seq=6)])
+    assert gone[0].row_id is not None
     with sessions.begin() as db:
         db.execute(delete(StoredEnvelope).where(StoredEnvelope.id == gone[0].row_id))
-    clock.now += 0.6
-    await feed._step(2.0, 0.5, replay=False)
-    clock.now += 0.6
-    await feed._step(2.0, 0.5, replay=False)
-    assert runner.watermark == earlier[0].row_id  # waiting for the hole to settle
-    clock.now += 2.0
-    await feed._step(2.0, 0.5, replay=False)
+    await step()
+    clock.now += 1.0
+    await step()
+    assert runner.watermark == gone[0].row_id - 1  # waiting for the hole to settle
+    clock.now += 1.5
+    await step()
     assert runner.watermark == after[0].row_id and runner.counts["skipped_ids"] == 1
-    with sessions() as db:
-        assert db.scalar(select(func.count(StoredEnvelope.id))) == 3
+    assert smoke_alerts(sessions) == [(SMOKE, False)]
