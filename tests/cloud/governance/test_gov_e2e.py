@@ -9,12 +9,14 @@ routes and the deadline loop, driven by the test (no sleeps).
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloud.auth.deps import Role
 from cloud.governance.deadlines import Due
-from tests.cloud.governance.conftest import JPEG, GovApp
+from tests.cloud.api.conftest import Cloud
+from tests.cloud.governance.conftest import JPEG, FakeClock, GovApp
 
 SITE = "e2e-site"
 M = Role.MANAGER
@@ -181,3 +183,21 @@ def test_report_to_closure_with_a_whistle(gov_app: GovApp) -> None:
     # 10. The resident's list shows their report, closed and rated.
     [mine] = g.call("GET", "/api/gov/incidents", "res1")
     assert (mine["id"], mine["state"], mine["rating"]) == (iid, "closed", 4)
+
+
+def test_the_app_runs_the_deadline_loop_itself(make_cloud: Callable[..., Cloud]) -> None:
+    """The loop is a supervised task of the app's lifespan, on the real clock: an incident
+    opened two days ago (per the routes' clock) is whistled within a few ticks."""
+    cloud = make_cloud(gov_tick_s=0.2)
+    cloud.app.state.gov_clock = FakeClock(datetime.now(UTC) - timedelta(days=2))
+    department = {"name": "消防站", "kind": "department", "department": "fire", "site": SITE}
+    fire = cloud.post("/api/gov/organisations", json=department).json()
+    incident = {"site": SITE, "title": "楼道堆物", "category": "fire_hazard"}
+    made = cloud.post("/api/gov/incidents", json=incident).json()
+
+    def whistled() -> list[Any]:
+        found: list[Any] = cloud.get(f"/api/gov/incidents/{made['id']}")["whistles"]
+        return found
+
+    [whistle] = cloud.wait_for(whistled, timeout=30)
+    assert (whistle["org_id"], whistle["auto"], whistle["blown_by"]) == (fire["id"], True, "system")
