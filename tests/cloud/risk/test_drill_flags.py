@@ -1,0 +1,147 @@
+"""Drill marking without the simulator: alerts raised for a site while one of its drills runs
+are marked ``drill`` (and no others); their notifications say "[演练 DRILL]" on every channel;
+a drill left running by a dead process is failed at start so that marking stops; the drill
+routes refuse an unknown scenario and a second drill of a busy site."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.alerts import service as alerts
+from cloud.alerts.states import Severity
+from cloud.alerts.tables import Notification
+from cloud.auth.deps import Role
+from cloud.notify.channels import DRILL_PREFIX, Notice, _email, notice_of
+from cloud.notify.dispatcher import Notifier
+from cloud.notify.hub import Hub
+from cloud.registry.service import Registry
+from cloud.risk.drills import DrillRunner
+from cloud.risk.tables import Drill
+from cloud.settings import EmailChannel, InAppChannel, Settings
+from tests.cloud.governance.conftest import GovApp
+
+NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+def _drill(db: Session, site: str, status: str) -> int:
+    row = Drill(site=site, scenario="fire-in-building", participants=[], status=status,
+                created_by="manager1", created_at=NOW, started_at=NOW, expected=[])  # fmt: skip
+    db.add(row)
+    db.flush()
+    return row.id
+
+
+def _raise(db: Session, site: str, subject: str) -> alerts.RaiseOutcome:
+    spec = alerts.RaiseSpec(site=site, rule_id="smoke-alarm", subject=subject,
+                            severity=Severity.CRITICAL, title_en="Smoke", title_zh="烟雾报警",
+                            ts=NOW)  # fmt: skip
+    return alerts.raise_alert(db, spec, NOW)
+
+
+def test_only_alerts_of_the_drilled_site_while_it_runs_are_marked(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as db:
+        before = _raise(db, "s1", "smoke-a").alert
+        drill = _drill(db, "s1", "running")
+        during = _raise(db, "s1", "smoke-b").alert
+        elsewhere = _raise(db, "s2", "smoke-c").alert
+        db.get_one(Drill, drill).status = "finished"
+        db.flush()
+        after = _raise(db, "s1", "smoke-d").alert
+    assert (before.drill, during.drill, elsewhere.drill, after.drill) == (False, True, False, False)
+    with sessions() as db:
+        assert alerts.get_alert(db, during.id).drill is True
+
+
+def test_drill_notices_are_prefixed_on_every_channel() -> None:
+    base = Notice(kind="raised", alert_id=1, site="s1", rule_id="smoke-alarm", subject="smoke-1",
+                  severity="critical", status="open", title_en="Smoke", title_zh="烟雾报警",
+                  ts=NOW.isoformat())  # fmt: skip
+    drill = base.model_copy(update={"drill": True})
+    assert not base.subject_line.startswith(DRILL_PREFIX)
+    assert drill.subject_line.startswith("[演练 DRILL] [Linli CRITICAL]")
+    assert drill.titles() == (DRILL_PREFIX + "Smoke", DRILL_PREFIX + "烟雾报警")
+    mail = _email(EmailChannel(to=("duty@example.org",)), drill)
+    assert mail["Subject"].startswith(DRILL_PREFIX)
+    assert mail.get_content().startswith(f"{DRILL_PREFIX}Smoke / {DRILL_PREFIX}烟雾报警")
+    assert drill.model_dump(mode="json")["drill"] is True  # webhook bodies carry the flag
+
+
+@pytest.mark.anyio
+async def test_inapp_notification_of_a_drill_alert_is_marked_whoever_built_the_notice(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as db:
+        _drill(db, "s1", "running")
+        marked = _raise(db, "s1", "smoke-b").alert
+        plain = _raise(db, "s2", "smoke-c").alert
+    notifier = Notifier({"app": InAppChannel(roles=("manager",))}, sessions, Hub())
+    worker = asyncio.create_task(notifier.run())
+    try:
+        # built without the flag (as a rule's notify action does): the notifier looks it up
+        unflagged = notice_of(marked, "rule").model_copy(update={"drill": False})
+        notifier.submit(["app"], unflagged)
+        notifier.submit(["app"], notice_of(plain, "raised"))
+        async with asyncio.timeout(20):
+            await notifier.join()
+    finally:
+        worker.cancel()
+    with sessions() as db:
+        titles = dict(db.execute(select(Notification.alert_id, Notification.title_zh)).all())
+    assert titles == {marked.id: DRILL_PREFIX + "烟雾报警", plain.id: "烟雾报警"}
+
+
+@pytest.mark.anyio
+async def test_a_drill_left_running_by_a_dead_process_is_failed_at_start(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as db:
+        stale = _drill(db, "s1", "running")
+        done = _drill(db, "s2", "finished")
+    runner = DrillRunner(Settings(mqtt_enabled=False), sessions, Registry(sessions.kw["bind"]),
+                         Notifier({}, sessions, Hub()))  # fmt: skip
+    task = asyncio.create_task(runner.run())
+    try:
+        async with asyncio.timeout(20):
+            await runner.wait(stale)
+    finally:
+        task.cancel()
+    with sessions() as db:
+        row = db.get_one(Drill, stale)
+        assert row.status == "failed" and "restart" in (row.error or "")
+        assert db.get_one(Drill, done).status == "finished"
+        assert alerts.drill_running(db, "s1") is False
+
+
+def test_drill_routes_refuse_unknown_scenario_and_a_busy_site(gov_app: GovApp) -> None:
+    unknown = gov_app.client.post("/api/gov/drills", headers=gov_app.headers(Role.MANAGER),
+                                  json={"site": "s1", "scenario": "alien-invasion"})  # fmt: skip
+    assert unknown.status_code == 422
+    detail = unknown.json()["detail"][0]
+    assert detail["loc"] == ["body", "scenario"] and "alien-invasion" in detail["msg"]
+    assert "fire-in-building" in detail["msg"]  # the known ones are named
+    with gov_app.cloud.services.sessions.begin() as db:
+        busy = _drill(db, "s1", "running")
+    again = gov_app.client.post("/api/gov/drills", headers=gov_app.headers(Role.MANAGER),
+                                json={"site": "s1", "scenario": "fire-in-building"})  # fmt: skip
+    assert again.status_code == 409 and f"drill {busy}" in again.text
+    guard = gov_app.client.post("/api/gov/drills", headers=gov_app.headers(Role.GUARD),
+                                json={"site": "s2", "scenario": "fire-in-building"})  # fmt: skip
+    assert guard.status_code == 403
+    listed = gov_app.call("GET", "/api/gov/drills", Role.VIEWER)
+    assert [d["id"] for d in listed] == [busy] and listed[0]["status"] == "running"
+    scenarios = gov_app.call("GET", "/api/gov/drills/scenarios", Role.MANAGER)
+    fire = next(s for s in scenarios if s["name"] == "fire-in-building")
+    assert {e["rule"] for e in fire["expected"]} >= {"smoke-alarm", "confirmed-fire"}
+    missing = gov_app.client.get("/api/gov/reports/after-action/drill/999.pdf",
+                                 headers=gov_app.headers(Role.MANAGER))  # fmt: skip
+    assert missing.status_code == 404
+    wrong = gov_app.client.get("/api/gov/reports/after-action/alert/1.pdf",
+                               headers=gov_app.headers(Role.MANAGER))  # fmt: skip
+    assert wrong.status_code == 422
