@@ -4,14 +4,23 @@
 checks their SHA-256 from the ``gallery.sync`` command). Gateways have no user session, so
 this route is public but needs the version's capability token, which only travels inside the
 ``gallery.sync`` command. ``GET /api/faces/gallery`` (staff) describes the latest version.
+
+The router's lifespan runs :class:`cloud.gate.sync.GateSync` beside the app when it has an MQTT
+publisher: each new gallery version and each change of the visitor passes reaches every
+gateway, re-sent until acknowledged. Gateways fetch bundles from ``LINLI_GATE_URL``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
 import secrets
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Response
 from pydantic import AwareDatetime, BaseModel
 from starlette.requests import HTTPConnection
 
@@ -20,9 +29,50 @@ from cloud.auth.deps import Staff, public
 from cloud.faces.dbstore import DbGallery
 from cloud.faces.store import GalleryStore, NotFound
 
-GalleryVersion = Annotated[int, Path(ge=0, le=BIGINT_MAX)]
+if TYPE_CHECKING:
+    from cloud.gate.sync import GateSync
 
-router = APIRouter(prefix="/api/faces", tags=["faces"])
+GalleryVersion = Annotated[int, Path(ge=0, le=BIGINT_MAX)]
+log = logging.getLogger(__name__)
+GATE_URL_ENV = "LINLI_GATE_URL"
+"""The cloud's base URL as gateways reach it (for the gallery bundle URL in gallery.sync)."""
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the gallery/passes sync while the app runs (needs the app's MQTT publisher)."""
+    services = getattr(app.state, "services", None)
+    publisher = getattr(services, "publisher", None)
+    if services is None or publisher is None:
+        yield
+        return
+    from cloud.gate.sync import GateSync  # imports dashboards' tables: only when it runs
+
+    base_url = os.environ.get(GATE_URL_ENV) or None
+    if base_url is None:
+        log.warning("%s not set: gallery.sync is off (visitor passes still sync)", GATE_URL_ENV)
+    store = getattr(app.state, "faces_store", None) or DbGallery(services.engine)
+    sync = GateSync(services.sessions, publisher, store, base_url)
+    app.state.gate_sync = sync
+    task = asyncio.create_task(_supervised(sync), name="gate-sync")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _supervised(sync: GateSync) -> None:
+    while True:
+        try:
+            await sync.run()
+        except Exception:  # a supervisor boundary: a bad round must not end the sync
+            log.exception("gate sync round failed; again in %.0fs", sync.every_s)
+            await asyncio.sleep(sync.every_s)
+
+
+router = APIRouter(prefix="/api/faces", tags=["faces"], lifespan=lifespan)
 
 
 def gallery_store(conn: HTTPConnection) -> GalleryStore:

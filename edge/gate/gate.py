@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from edge.gate.alarms import Alarm, AlarmEvent, DoorAlarms
@@ -26,6 +26,7 @@ from edge.gate.policy import (
     PolicyConfig,
     PolicyState,
     Reason,
+    VisitorPass,
     decide,
 )
 from protocols.messages import AccessDecision, AccessEvent, AccessKind, AccessMethod
@@ -39,6 +40,8 @@ ALARM_KINDS = {
     Alarm.TAILGATING: AccessKind.TAILGATING,
 }
 SECOND_FACTOR_WINDOW_S = 15.0
+QR_PASS_PREFIX = "LINLI-PASS:"
+"""What a visitor pass's QR code says before its code (dashboards.api.QR_PREFIX)."""
 
 
 class Gate:
@@ -64,6 +67,7 @@ class Gate:
         self.camera = camera
         self.pipeline = pipeline
         self.policy = policy
+        self._static_passes = policy.passes
         self.state = PolicyState()
         self.sink = sink
         self.open_door = open_door
@@ -82,6 +86,18 @@ class Gate:
     def set_policy(self, policy: PolicyConfig) -> None:
         with self._lock:
             self.policy = policy
+            self._static_passes = policy.passes
+
+    def set_passes(self, passes: Sequence[VisitorPass], uses: Mapping[str, int]) -> None:
+        """Replace the synced visitor passes (those of the configuration stay); keep the
+        larger of the known use counts."""
+        with self._lock:
+            static = tuple(p for p in self._static_passes if p.pass_id not in uses)
+            self.policy = self.policy.model_copy(update={"passes": static + tuple(passes)})
+            counted = dict(self.state.pass_uses)
+            for pass_id, n in uses.items():
+                counted[pass_id] = max(counted.get(pass_id, 0), n)
+            self.state = self.state.model_copy(update={"pass_uses": counted})
 
     def set_gallery(self, gallery: Gallery, names: Mapping[str, str] | None = None) -> None:
         with self._lock:
@@ -108,7 +124,10 @@ class Gate:
             return self._emit(events)
 
     def credential(self, credential: Credential, at: datetime) -> list[AccessEvent]:
-        """A card, PIN or QR code was presented at this door's reader."""
+        """A card, PIN or QR code was presented at this door's reader (a visitor pass's QR
+        text ``LINLI-PASS:<code>`` is read as its code)."""
+        if credential.kind == "qr" and credential.value.startswith(QR_PASS_PREFIX):
+            credential = Credential(kind="qr", value=credential.value[len(QR_PASS_PREFIX) :])
         with self._lock:
             pending = self._pending_face
             if pending is not None and (at - pending[1]).total_seconds() <= SECOND_FACTOR_WINDOW_S:

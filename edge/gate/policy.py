@@ -191,12 +191,17 @@ MIN_FACE_FRAMES = 2
 
 
 def _deny(req: AccessRequest, reason: Reason, person: str | None = None) -> Decision:
+    """A refusal; a code-only visitor pass (``pass:ID``) is reported as its pass id."""
+    pass_id = None
+    if person is not None and person.startswith("pass:"):
+        pass_id, person = person.removeprefix("pass:"), None
     return Decision(
         decision=AccessDecision.DENIED,
         reason=reason,
         person_id=person,
         method=req.method,
         door=req.door,
+        pass_id=pass_id,
     )
 
 

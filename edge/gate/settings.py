@@ -75,6 +75,8 @@ def build_services(
     from edge.gate.faces import FaceEngine
     from edge.gate.gate import Gate
     from edge.gate.matching import Gallery
+    from edge.gate.passes import COMMAND as PASSES_COMMAND
+    from edge.gate.passes import PassBook
     from edge.gate.pipeline import Pipeline
     from edge.gate.service import GateService
     from edge.gate.sync import GallerySync
@@ -102,6 +104,9 @@ def build_services(
         for gate in built:
             gate.set_gallery(gallery, names)
 
+    book = PassBook(built, agent.config.state_dir / "passes.json")
+    book.load_cached()
+    agent.commands.register(PASSES_COMMAND, book.handle, replace=True)
     cache = gallery_cache or agent.config.state_dir / "gallery.json"
     sync = GallerySync(cache, apply)
     sync.load_cached()

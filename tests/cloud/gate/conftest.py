@@ -1,0 +1,85 @@
+"""A live cloud (uvicorn, real MQTT) and an edge agent running a gate, on the test's broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+
+from cloud.api import create_app
+from cloud.auth import service
+from cloud.auth.deps import Role
+from cloud.faces.router import GATE_URL_ENV
+from cloud.gate.sync import GateSync
+from cloud.settings import Settings
+from edge.config import EdgeConfig
+from edge.testing import edge_config
+from linli.services import Mosquitto
+from tests.dashboards.screens_support import LiveServer
+
+
+@dataclass
+class LiveCloud:
+    url: str
+    db_url: str
+    client: httpx.Client
+    sync: GateSync
+
+
+@pytest.fixture
+def live_cloud(
+    tmp_path: Path, mosquitto: Mosquitto, site: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveCloud]:
+    db_url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    settings = Settings(
+        db_url=db_url,
+        mqtt_enabled=True,
+        mqtt_port=mosquitto.port,
+        mqtt_client_id=f"cloud-{site}",
+        tick_s=0.5,
+        stale_after_s=3600.0,
+    )
+    app = create_app(settings)
+    server = LiveServer(app)
+    monkeypatch.setenv(GATE_URL_ENV, server.url)
+    with server:
+        sync: GateSync = app.state.gate_sync
+        sync.every_s = 0.3
+        with Session(app.state.engine) as db:
+            user = service.create_user(db, "guard1", "correct horse battery", Role.GUARD)
+            token, _ = service.issue_token(db, user, 3600)
+            db.commit()
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+            yield LiveCloud(server.url, db_url, client, sync)
+
+
+def gate_edge_config(
+    tmp_path: Path, broker: Mosquitto, site: str, people: dict[str, Any]
+) -> EdgeConfig:
+    """An edge with one gate (door ``main``, liveness off: still test photos) and no camera
+    frames of its own (an empty folder): the tests hand frames and credentials to the gate."""
+    frames = tmp_path / "no-frames"
+    frames.mkdir(exist_ok=True)
+    return edge_config(
+        tmp_path,
+        broker,
+        site,
+        actuators={"doors": [{"id": "main", "open_seconds": 5}]},
+        gates=[
+            {
+                "door": "main",
+                "camera": "cam1",
+                "source": str(frames),
+                "policy": {
+                    "doors": {"main": {"door": "main", "liveness": False}},
+                    "people": people,
+                },
+            }
+        ],
+    )
