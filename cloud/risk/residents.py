@@ -103,6 +103,12 @@ def patch_resident(
     return ResidentOut.model_validate(row)
 
 
+def delete_resident(db: Session, resident_id: int) -> None:
+    """Forget a resident (moved out, withdrew consent); their welfare-check links go too."""
+    db.delete(get_row(db, resident_id))
+    db.flush()
+
+
 def list_residents(
     db: Session,
     *,

@@ -143,6 +143,14 @@ def patch_resident(
     return out
 
 
+@router.delete("/residents/{resident_id}", status_code=204, summary="Forget a resident")
+def delete_resident(resident_id: RowId, who: Manager, db: DbSession) -> None:
+    with http_errors(db):
+        residents.delete_resident(db, resident_id)
+        audit.record(db, who, "gov.resident.delete", f"resident:{resident_id}")
+        db.commit()
+
+
 @router.get("/stats", summary="Incidents by category, building, month; SLA; response times")
 def get_stats(
     who: Reader,

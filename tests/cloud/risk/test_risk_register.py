@@ -185,3 +185,8 @@ def test_residents_are_staff_only_and_devices_checked(gov_app: GovApp, demo_site
     entries = audit if isinstance(audit, list) else audit["items"]
     update = next(e for e in entries if e["action"] == "gov.resident.update")
     assert "13800000000" not in str(update) and "王奶奶" not in str(update)
+    url = f"/api/gov/residents/{made['id']}"
+    assert gov_app.client.delete(url, headers=gov_app.headers(Role.GUARD)).status_code == 403
+    assert gov_app.client.delete(url, headers=gov_app.headers(Role.MANAGER)).status_code == 204
+    assert gov_app.call("GET", "/api/gov/residents", Role.MANAGER) == []
+    assert gov_app.client.delete(url, headers=gov_app.headers(Role.MANAGER)).status_code == 404
