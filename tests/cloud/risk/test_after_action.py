@@ -7,20 +7,28 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cloud.alerts.states import Severity, Status
+from cloud.alerts import service as alerts_service
+from cloud.alerts.states import Severity, Status, Transition
 from cloud.alerts.views import AlertEventOut, AlertOut
+from cloud.auth.deps import Role
 from cloud.commands.service import CommandOut
 from cloud.commands.tables import CommandStatus
+from cloud.governance import incidents, whistles
 from cloud.governance.models import IncidentDetail, TimelineEntry, WhistleOut
-from cloud.governance.states import State
+from cloud.governance.states import Action, State
 from cloud.risk.render import format_duration, render_html
 from cloud.risk.report import ReportInput, build_report
+from tests.cloud.governance.conftest import SITE, GovApp, make_orgs
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+
+
+def at_(base: datetime, seconds: float) -> datetime:
+    return base + timedelta(seconds=seconds)
 
 
 def alert(ident: int, raised: float, acked: float | None, resolved: float | None = None,
@@ -162,3 +170,50 @@ def test_durations_are_printed_readably() -> None:
     assert format_duration(4.04) == "4.0 s"
     assert format_duration(125.0) == "2 min 05.0 s"
     assert format_duration(3 * 3600 + 120) == "3 h 02 min"
+
+
+def test_incident_report_through_the_api(gov_app: GovApp) -> None:
+    """An incident with a grouped alert, dispatched, accepted, arrived, whistled, resolved: the
+    report's durations come from those rows; the PDF renders."""
+    t0 = gov_app.clock()
+    with gov_app.cloud.services.sessions.begin() as db:
+        made = make_orgs(db)
+        spec = alerts_service.RaiseSpec(site=SITE, rule_id="water-leak", subject="leak-1",
+                                        severity=Severity.MAJOR, title_en="Leak",
+                                        title_zh="漏水", ts=t0)  # fmt: skip
+        alert_id = alerts_service.raise_alert(db, spec, t0).alert.id
+        alerts_service.transition(db, alert_id, Transition.ACKNOWLEDGE, "guard1", at_(t0, 45))
+        iid = incidents.open_incident(db, site=SITE, title="leak in b1", category="repair_water",
+                                      source="manual", actor="pm1", building="b1",
+                                      alert_ids=[alert_id], now=at_(t0, 10))  # fmt: skip
+        incidents.dispatch(db, iid, org_id=made.property, actor="pm1", due_s=3600,
+                           now=at_(t0, 20))  # fmt: skip
+        incidents.act(db, iid, Action.ACCEPT, actor="pm1", now=at_(t0, 30))
+        (wid,) = whistles.blow(db, iid, [made.utilities], reason="main valve", actor="pm1",
+                               now=at_(t0, 60))  # fmt: skip
+        whistles.report(db, wid, "ack", actor="util1", now=at_(t0, 90))
+        whistles.report(db, wid, "arrive", actor="util1", now=at_(t0, 400))
+        incidents.act(db, iid, Action.ARRIVE, actor="pm1", now=at_(t0, 500))
+        done = incidents.ActionArgs(note="valve replaced")
+        incidents.act(db, iid, Action.RESOLVE, actor="pm1", args=done, now=at_(t0, 900))
+    gov_app.clock.now = at_(t0, 1000)
+    url = f"/api/gov/reports/after-action/incident/{iid}"
+    report = gov_app.call("GET", f"{url}.json", Role.GUARD)
+    d = report["durations"]
+    assert d["time_to_acknowledge_s"] == 30.0  # the incident accepted before the alert's ack
+    assert d["time_to_arrive_s"] == 400.0  # the utility arrived first
+    assert d["time_to_resolve_s"] is None  # the alert itself is not resolved
+    assert report["alerts"][0]["ack_s"] == 45.0
+    kinds = [e["source"] for e in report["timeline"]]
+    assert {"alert", "incident", "whistle"} <= set(kinds)
+    assert report["failures"] == []
+    pdf = gov_app.client.get(f"{url}.pdf", params={"lang": "en"},
+                             headers=gov_app.headers(Role.MANAGER))  # fmt: skip
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert pdf.headers["content-type"] == "application/pdf"
+    html = gov_app.client.get(f"{url}.html", headers=gov_app.headers(Role.VIEWER)).text
+    assert "事后复盘报告" in html and "30.0 s" in html  # zh by default
+    denied = gov_app.client.get(f"{url}.html", headers=gov_app.headers(Role.RESIDENT))
+    assert denied.status_code == 403
+    assert gov_app.client.get("/api/gov/reports/after-action/incident/999.html",
+                              headers=gov_app.headers(Role.MANAGER)).status_code == 404  # fmt: skip
