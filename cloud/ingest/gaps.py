@@ -8,15 +8,17 @@ numbers have all arrived is closed. Dedup by msg_id runs first, so each number c
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from cloud.storage.tables import GatewaySession, SequenceGap
 
 Key = tuple[str, str, str]  # site, gateway, boot_id
+_CHUNK = 200  # boots per IN (...) query
 
 
 @dataclass(slots=True)
@@ -44,6 +46,31 @@ class GapTracker:
         self._boots: dict[Key, _Boot] = {}
         self.opened = 0
         self.closed = 0
+
+    def preload(self, keys: Iterable[Key]) -> None:
+        """Fetch (and lock) the rows of every boot in ``keys`` with two queries, instead of
+        two per boot in :meth:`observe`."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._boots]
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            boot_key = tuple_(GatewaySession.site, GatewaySession.gateway, GatewaySession.boot_id)
+            rows = self._session.scalars(
+                select(GatewaySession).where(boot_key.in_(chunk)).with_for_update()
+            ).all()
+            found = {(r.site, r.gateway, r.boot_id): _Boot(r) for r in rows}
+            if not found:
+                continue
+            gap_key = tuple_(SequenceGap.site, SequenceGap.gateway, SequenceGap.boot_id)
+            gaps = self._session.scalars(
+                select(SequenceGap)
+                .where(gap_key.in_(list(found)))
+                .where(SequenceGap.closed_at.is_(None))
+                .order_by(SequenceGap.id)
+                .with_for_update()
+            )
+            for gap in gaps:
+                found[(gap.site, gap.gateway, gap.boot_id)].open_gaps.append(gap)
+            self._boots.update(found)
 
     def _boot(self, key: Key, seq: int, ts: datetime) -> _Boot | None:
         """The boot's state, or None when this is its first message (then it is created)."""

@@ -24,8 +24,15 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cloud.ingest.buffer import BoundedBuffer, Delivery
 from cloud.ingest.config import IngestConfig
+from protocols.topics import Channel
 
 log = logging.getLogger(__name__)
+
+URGENT_CHANNELS = (Channel.EVENT, Channel.ACCESS)
+"""Channels that take the fast lane (device events incl. safety alarms, door alarms)."""
+_URGENT_ENDINGS = tuple(f"/{c.value}" for c in URGENT_CHANNELS)
+# A peek at the topic's last level, not a parse: the network thread must stay cheap, and the
+# decoder parses (and dead-letters) the topic properly later.
 
 
 class Receiver:
@@ -163,6 +170,12 @@ class Receiver:
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")  # the decoder dead-letters it
         delivery = Delivery(
-            topic, bytes(msg.payload), msg.mid, msg.qos, datetime.now(UTC), self.connection
+            topic,
+            bytes(msg.payload),
+            msg.mid,
+            msg.qos,
+            datetime.now(UTC),
+            self.connection,
+            topic.endswith(_URGENT_ENDINGS),
         )
         self.buffer.put(delivery, self._stopping.is_set)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ class Ingest:
         self.receiver: Receiver | None = None
         self._subscribed = asyncio.Event()
         self._registry_stale = False
+        # Set while the loop waits for the next batch: taking it then, however small, beats
+        # lingering (group commit: batches grow by themselves while a commit is under way).
+        self._writer_free = threading.Event()
 
     @property
     def queue_depth(self) -> int:
@@ -84,7 +88,9 @@ class Ingest:
 
         Two stages overlap: while batch N is being written (the database releases the GIL),
         batch N+1 is taken from the buffer and decoded. Batches are committed, acknowledged
-        and passed to ``on_stored`` strictly in order.
+        and passed to ``on_stored`` strictly in order. Batching is group commit: the next
+        batch is taken as soon as the writer is free (no waiting when idle), and otherwise
+        grows while the writer is busy, up to ``batch_size`` (``linger_s`` caps the wait).
         """
         loop = asyncio.get_running_loop()
 
@@ -98,7 +104,10 @@ class Ingest:
         try:
             ahead = asyncio.create_task(asyncio.to_thread(self._next_batch))
             while True:
+                self._writer_free.set()
+                self.buffer.wake()
                 prepared = await ahead
+                self._writer_free.clear()
                 ahead = asyncio.create_task(asyncio.to_thread(self._next_batch))
                 if prepared is None:
                     continue
@@ -112,7 +121,9 @@ class Ingest:
             await asyncio.shield(asyncio.to_thread(receiver.stop))
 
     def _next_batch(self) -> Prepared | None:
-        batch = self.buffer.take(self.config.batch_size, self.config.linger_s, 0.5)
+        batch = self.buffer.take(
+            self.config.batch_size, self.config.linger_s, 0.5, self._writer_free.is_set
+        )
         return BatchWriter.decode(batch) if batch else None
 
     async def wait_subscribed(self) -> None:

@@ -239,6 +239,11 @@ class BatchWriter:
         access: list[dict[str, Any]] = []
         acks: list[dict[str, Any]] = []
         gaps = GapTracker(session, now)
+        gaps.preload(
+            (item.decoded.topic.site, item.decoded.topic.gateway, msg.boot_id)
+            for item in stored
+            if isinstance(msg := item.decoded.message, Envelope)
+        )
         for item in items:
             t, msg = item.decoded.topic, item.decoded.message
             if isinstance(msg, GatewayState):
@@ -307,9 +312,14 @@ def _envelope_row(item: _Decoded, msg: Envelope, when: TimeCache) -> tuple[Any, 
 def _reading_rows(item: _Decoded, msg: Telemetry, when: TimeCache) -> list[tuple[Any, ...]]:
     """Rows of ``readings`` in READING_COLUMNS order (booleans become 0/1)."""
     site, gateway = item.decoded.topic.site, item.decoded.topic.gateway
-    flagged = item.flagged
-    gw_pending = gateway in flagged
     hist, mid = msg.historical, msg.msg_id
+    flagged = item.flagged
+    if not flagged:  # the common case: nothing pending
+        return [
+            (site, gateway, r.device, r.metric, float(r.value), when(r.ts), hist, False, mid)
+            for r in msg.readings
+        ]
+    gw_pending = gateway in flagged
     return [
         (
             site,

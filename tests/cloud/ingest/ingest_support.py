@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from cloud.ingest import Ingest, IngestConfig
 from linli.services import Mosquitto
 from protocols.codec import encode, new_id
-from protocols.messages import Model, Reading, Telemetry
+from protocols.messages import DeviceEvent, EventPriority, Model, Reading, Telemetry
 from protocols.topics import Channel, topic
 
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -82,6 +82,19 @@ class Gateway:
                 )
                 for i in range(readings)
             ),
+        )
+
+    def event(self, device: str = "smoke-1", event: str = "smoke.alarm") -> DeviceEvent:
+        """A safety event, numbered in the same sequence as the gateway's telemetry."""
+        seq = next(self._seq)
+        return DeviceEvent(
+            msg_id=new_id(),
+            boot_id=self.boot_id,
+            seq=seq,
+            ts=T0 + timedelta(seconds=seq),
+            device=device,
+            event=event,
+            priority=EventPriority.SAFETY,
         )
 
     def frame(self, message: Model, channel: Channel = Channel.TELEMETRY) -> tuple[str, bytes]:
