@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import time
 import urllib.error
@@ -83,11 +84,8 @@ def metric(port: int, name: str, label: str | None = None) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def test_two_ingest_processes_and_a_rules_process_evaluate_every_message_in_order(
-    engine: Engine, pg_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path
-) -> None:
-    sessions = sessionmaker(engine)
-    with sessions.begin() as db:
+def import_site(engine: Engine, site: str) -> None:
+    with sessionmaker(engine).begin() as db:
         Registry(engine).import_site(
             db,
             SiteFile.model_validate(
@@ -100,18 +98,73 @@ def test_two_ingest_processes_and_a_rules_process_evaluate_every_message_in_orde
                 }
             ),
         )
+
+
+def environment(pg_url: str, port: int, site: str, tmp_path: Path) -> dict[str, str]:
     rules_file = tmp_path / "long.yaml"
     rules_file.write_text(DURATION_RULE, encoding="utf-8")
-    common = {
+    return {
         "LINLI_DB_URL": pg_url,
-        "LINLI_MQTT_PORT": str(mosquitto.port),
+        "LINLI_MQTT_PORT": str(port),
         "LINLI_CREATE_SCHEMA": "false",
         "LINLI_STATIC_DASHBOARDS": "false",
         "LINLI_INGEST_SITES": json.dumps([site]),
         "LINLI_RULE_FILES": json.dumps([str(rules_file)]),
         # generous: the machine is shared, commits of the two members may be a second apart
-        "LINLI_RULES_FEED": json.dumps({"hold_s": 1.5, "settle_s": 5, "poll_s": 0.1}),
+        "LINLI_RULES_FEED": json.dumps(
+            {"hold_s": 1.5, "settle_s": 5, "poll_s": 0.1, "save_every_s": 0.5}
+        ),
     }
+
+
+def smoke_frames(site: str, values: list[bool]) -> list[tuple[str, bytes]]:
+    """One gateway boot's telemetry: one smoke reading per message, 0.1 s apart."""
+    boot, t0 = new_id(), datetime.now(UTC)
+    frames = []
+    for i, value in enumerate(values):
+        ts = t0 + timedelta(seconds=0.1 * i)
+        message = Telemetry(
+            msg_id=new_id(),
+            boot_id=boot,
+            seq=i,
+            ts=ts,
+            readings=(Reading(device=SMOKE, metric="smoke", value=value, ts=ts),),
+        )
+        frames.append((topic(site, "gw1", Channel.TELEMETRY), encode(message)))
+    return frames
+
+
+def publish(port: int, frames: list[tuple[str, bytes]]) -> None:
+    publisher = Publisher(port)
+    try:
+        publisher.send(frames)
+    finally:
+        publisher.close()
+
+
+def alerts(engine: Engine, site: str) -> list[tuple[str, bool]]:
+    with Session(engine) as db:
+        found = service.list_alerts(db, service.AlertFilter(site=site))
+    return sorted((a.rule_id, a.cleared) for a in found)
+
+
+def stored(engine: Engine, site: str) -> int:
+    with Session(engine) as s:
+        q = select(func.count(StoredEnvelope.id)).where(StoredEnvelope.site == site)
+        return int(s.scalar(q) or 0)
+
+
+def ready(child: Child, port: int) -> None:
+    """/ready answers 200 once the rules process has saved its starting watermark and its
+    publisher is connected, and once an ingest member is subscribed."""
+    wait_until(lambda: get(port, "/ready") is not None, 90, "ready", child)
+
+
+def test_two_ingest_processes_and_a_rules_process_evaluate_every_message_in_order(
+    engine: Engine, pg_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path
+) -> None:
+    import_site(engine, site)
+    common = environment(pg_url, mosquitto.port, site, tmp_path)
     group = f"g{new_id()[:8]}"
     rules, rules_port = cloud_process(
         tmp_path, "rules", {**common, "LINLI_MQTT_CLIENT_ID": f"rules-{site}"}, "--role", "rules"
@@ -132,36 +185,12 @@ def test_two_ingest_processes_and_a_rules_process_evaluate_every_message_in_orde
     try:
         for child in children:
             child.start()
-        # /ready answers 200 once the rules process has saved its starting watermark and its
-        # publisher is connected, and once each member's ingest is subscribed.
         for child, port in [(rules, rules_port), *members]:
-            wait_until(lambda p=port: get(p, "/ready") is not None, 90, "ready", child)  # type: ignore[misc]
+            ready(child, port)
         time.sleep(1.0)  # the broker applies the SUBSCRIBEs
-
-        boot, t0 = new_id(), datetime.now(UTC)
-        frames = []
-        for i in range(STEPS):
-            ts = t0 + timedelta(seconds=0.1 * i)
-            message = Telemetry(
-                msg_id=new_id(),
-                boot_id=boot,
-                seq=i,
-                ts=ts,
-                readings=(Reading(device=SMOKE, metric="smoke", value=i in ALARM, ts=ts),),
-            )
-            frames.append((topic(site, "gw1", Channel.TELEMETRY), encode(message)))
-        publisher = Publisher(mosquitto.port)
-        try:
-            publisher.send(frames)  # a burst: the group deals it to both members
-        finally:
-            publisher.close()
-
-        def stored() -> int:
-            with Session(engine) as s:
-                q = select(func.count(StoredEnvelope.id)).where(StoredEnvelope.site == site)
-                return int(s.scalar(q) or 0)
-
-        wait_until(lambda: stored() == STEPS, 60, "every message stored", *children)
+        # A burst: the group deals it to both members.
+        publish(mosquitto.port, smoke_frames(site, [i in ALARM for i in range(STEPS)]))
+        wait_until(lambda: stored(engine, site) == STEPS, 60, "every message stored", *children)
         shares = [metric(port, "linli_ingest_stored_total") for _, port in members]
         assert sum(shares) == STEPS and all(s > 0 for s in shares), shares
         with Session(engine) as s:
@@ -177,13 +206,8 @@ def test_two_ingest_processes_and_a_rules_process_evaluate_every_message_in_orde
             rules,
         )
 
-        def alerts() -> list[tuple[str, bool]]:
-            with sessions() as db:
-                found = service.list_alerts(db, service.AlertFilter(site=site))
-            return sorted((a.rule_id, a.cleared) for a in found)
-
         wait_until(
-            lambda: alerts() == [("smoke-alarm", True), ("smoke-long", True)],
+            lambda: alerts(engine, site) == [("smoke-alarm", True), ("smoke-long", True)],
             60,
             "alarm and duration alert, both cleared",
             rules,
@@ -202,6 +226,63 @@ def test_two_ingest_processes_and_a_rules_process_evaluate_every_message_in_orde
         assert metric(rules_port, "linli_rules_events_total", "observations") == STEPS
         assert metric(rules_port, "linli_rules_events_total", "late") == 0
         assert metric(rules_port, "linli_rules_events_total", "skipped_ids") == 0
+    finally:
+        for child in children:
+            child.stop()
+
+
+def test_a_rules_process_killed_mid_stream_raises_once_after_restart(
+    engine: Engine, pg_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path
+) -> None:
+    """kill -9 of the rules process: what ingest stores meanwhile is evaluated after the
+    restart (replay from the saved watermark), once; a clean restart evaluates nothing again."""
+    import_site(engine, site)
+    common = environment(pg_url, mosquitto.port, site, tmp_path)
+    ingest, ingest_port = cloud_process(
+        tmp_path, "ingest", {**common, "LINLI_MQTT_CLIENT_ID": f"ingest-{site}"}, "--role", "ingest"
+    )
+    rules_env = {**common, "LINLI_MQTT_CLIENT_ID": f"rules-{site}"}
+    rules, rules_port = cloud_process(tmp_path, "rules", rules_env, "--role", "rules")
+    children = [ingest, rules]
+    try:
+        for child, port in ((ingest, ingest_port), (rules, rules_port)):
+            child.start()
+            ready(child, port)
+        time.sleep(1.0)
+        publish(mosquitto.port, smoke_frames(site, [False] * 5))
+        wait_until(
+            lambda: metric(rules_port, "linli_rules_events_total", "observations") >= 5,
+            60,
+            "first messages evaluated",
+            rules,
+        )
+        time.sleep(1.5)  # a checkpoint (save_every_s 0.5) after them
+        rules.kill9()
+        # Stored and acknowledged while no rules process runs: a new boot's smoke alarm, raised
+        # and cleared (too short for the 3-second rule).
+        publish(mosquitto.port, smoke_frames(site, [False, True, True, False]))
+        wait_until(lambda: stored(engine, site) == 9, 60, "stored while rules are down", ingest)
+        assert alerts(engine, site) == []
+
+        rules.start()
+        ready(rules, rules_port)
+        wait_until(
+            lambda: alerts(engine, site) == [("smoke-alarm", True)], 60, "alarm raised", rules
+        )
+        assert metric(rules_port, "linli_rules_events_total", "replayed") >= 4
+        assert metric(rules_port, "linli_rule_effects_total", "raise_created") == 1
+
+        # A clean stop saves state and watermark: the next start evaluates nothing again.
+        # (uvicorn shuts down gracefully, then re-raises SIGTERM: the exit status says so)
+        assert rules.stop() in (0, -signal.SIGTERM), rules.tail()
+        rules.start()
+        ready(rules, rules_port)
+        time.sleep(2.0)
+        assert metric(rules_port, "linli_rules_events_total", "checkpoints") >= 1  # it runs
+        assert metric(rules_port, "linli_rules_events_total", "replayed") == 0
+        assert metric(rules_port, "linli_rules_events_total", "observations") == 0
+        assert alerts(engine, site) == [("smoke-alarm", True)]
+        assert metric(rules_port, "linli_rule_effects_total", "raise_created") == 0
     finally:
         for child in children:
             child.stop()
