@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     base_url = os.environ.get(GATE_URL_ENV) or None
     if base_url is None:
-        log.warning("%s not set: gallery.sync is off (visitor passes still sync)", GATE_URL_ENV)
+        log.info("%s not set: gallery.sync is off (visitor passes still sync)", GATE_URL_ENV)
     store = getattr(app.state, "faces_store", None) or DbGallery(services.engine)
     sync = GateSync(services.sessions, publisher, store, base_url)
     app.state.gate_sync = sync

@@ -1,13 +1,14 @@
 """Keep gateways' face galleries and visitor passes current: ``gallery.sync`` and ``passes.sync``.
 
-Every approved (or pending) gateway of a site gets both commands — the cloud does not know which
+Every approved (or pending) gateway of a site gets both commands, once there is something to
+send (a published gallery; a pass, or passes to clear) — the cloud does not know which
 gateways run a gate; one without a gate answers ``refused`` (unknown command), which ends the
 retries for it. :class:`GateSync` runs one round every ``every_s`` seconds:
 
 * **gallery**: when the latest published gallery version (``cloud.faces``: enrol or erase, then
   publish) is newer than the one last sent to a gateway, send ``gallery.sync`` for it;
 * **passes**: the site's active visitor passes (``dashboards.tables.VisitorPass``: not revoked,
-  not expired; ``site`` = this site or none) are fingerprinted; when a gateway's last sent set
+  not expired a day ago; ``site`` = this site or none) are fingerprinted; when a gateway's last sent set
   differs, send ``passes.sync`` (:mod:`edge.gate.passes`) with the whole set;
 * **retry until acknowledged**: each command is recorded by ``cloud.commands.service.issue``
   (which matches the gateway's ack); the newest unanswered one per gateway and name is published
@@ -48,15 +49,18 @@ log = logging.getLogger(__name__)
 GALLERY_TTL = timedelta(hours=24)
 PASSES_TTL = timedelta(hours=24)
 ISSUER = "gate-sync"
+RECENTLY_EXPIRED = timedelta(days=1)
+"""Passes expired this recently are still sent: the door refuses them as ``pass_expired``
+(which a guard can explain to the visitor) rather than as an unknown code."""
 
 
 def active_passes(session: Session, site: str, now: datetime) -> tuple[SyncedPass, ...]:
-    """The site's visitor passes a door may accept now or later, oldest first."""
+    """The site's unrevoked visitor passes, valid now, later or until a day ago, oldest first."""
     rows = session.scalars(
         select(VisitorPass)
         .where(
             VisitorPass.revoked_at.is_(None),
-            VisitorPass.valid_until > now,
+            VisitorPass.valid_until > now - RECENTLY_EXPIRED,
             or_(VisitorPass.site == site, VisitorPass.site.is_(None)),
         )
         .order_by(VisitorPass.id)
@@ -73,6 +77,15 @@ def active_passes(session: Session, site: str, now: datetime) -> tuple[SyncedPas
         )
         for row in rows
     )
+
+
+def _had(session: Session, key: tuple[str, str]) -> bool:
+    """Whether this gateway was ever sent visitor passes (so an empty set must reach it)."""
+    site, gateway = key
+    query = select(CommandRow.id).where(
+        CommandRow.site == site, CommandRow.gateway == gateway, CommandRow.name == PASSES_COMMAND
+    )
+    return session.scalars(query.limit(1)).first() is not None
 
 
 def fingerprint(passes: tuple[SyncedPass, ...]) -> str:
@@ -139,6 +152,8 @@ class GateSync:
                         }
                         self._send(session, key, GALLERY_COMMAND, params, now, GALLERY_TTL)
                         self._gallery_sent[key] = info.version
+                    if key not in self._passes_sent and not passes and not _had(session, key):
+                        self._passes_sent[key] = mark  # never had a pass: nothing to clear
                     if self._passes_sent.get(key) != mark:
                         version = max(int(now.timestamp() * 1000), self._last_version + 1)
                         self._last_version = version
