@@ -7,9 +7,9 @@ retries for it. :class:`GateSync` runs one round every ``every_s`` seconds:
 
 * **gallery**: when the latest published gallery version (``cloud.faces``: enrol or erase, then
   publish) is newer than the one last sent to a gateway, send ``gallery.sync`` for it;
-* **passes**: the site's active visitor passes (``dashboards.tables.VisitorPass``: not revoked,
-  not expired a day ago; ``site`` = this site or none) are fingerprinted; when a gateway's last sent set
-  differs, send ``passes.sync`` (:mod:`edge.gate.passes`) with the whole set;
+* **passes**: the site's visitor passes (``dashboards.tables.VisitorPass``: not revoked, not
+  expired a day ago; ``site`` = this site or none) are fingerprinted; when a gateway's last
+  sent set differs, send ``passes.sync`` (:mod:`edge.gate.passes`) with the whole set;
 * **retry until acknowledged**: each command is recorded by ``cloud.commands.service.issue``
   (which matches the gateway's ack); the newest unanswered one per gateway and name is published
   again, same ``cmd_id`` (the edge answers a repeat as a duplicate), every ``resend_s`` until it
