@@ -1,11 +1,13 @@
-"""The screens people use: manager console, gate terminal, developer console, login.
+"""The screens people use: manager console, gate terminal, developer console, login, and the
+governance screens (incident and whistle boards, resident and responder pages, risk & drills).
 
 Static HTML/CSS/vanilla JavaScript (no build step, no Node.js) served by the cloud app, plus the
 small APIs only these screens need (visitor passes, the developer console). The app factory calls
 :func:`mount` once::
 
     from dashboards import mount
-    mount(app)                      # pages at /, /console, /gate, /dev, /login; assets at /static
+    mount(app)        # pages at /, /console, /gate, /dev, /login, /incidents, /resident,
+                      # /responder, /risk; assets at /static
 
 Strings live in one JSON catalogue per language (``static/i18n/zh-CN.json``, ``en.json``); times
 are shown in the site's time zone (``time_zone``, Asia/Shanghai by default).
@@ -35,6 +37,10 @@ SCREENS = {
     "/gate": "gate.html",
     "/dev": "dev.html",
     "/login": "login.html",
+    "/incidents": "incidents.html",
+    "/resident": "resident.html",
+    "/responder": "responder.html",
+    "/risk": "risk.html",
 }
 
 

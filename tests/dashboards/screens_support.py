@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import threading
 import time
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from cloud.auth import service
 from cloud.auth.deps import Role
+from cloud.registry.sitefile import SiteFile
 
 PASSWORD = "correct horse battery"
 CHROMIUM_ARGS = [
@@ -129,6 +132,15 @@ class Pages:
         self.close()
 
 
+def to_docs(shot: Path) -> None:
+    """Refresh docs/screenshots/ only when asked (LINLI_UPDATE_DOCS_SCREENSHOTS=1): a test run
+    must not leave the work tree modified."""
+    if os.environ.get("LINLI_UPDATE_DOCS_SCREENSHOTS") == "1":
+        docs = REPO / "docs" / "screenshots"
+        docs.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, docs / shot.name)
+
+
 def sign_in(page: Page, base: str, username: str) -> None:
     page.goto(base + "/login")
     page.fill("#username", username)
@@ -196,3 +208,31 @@ class FakeGatewayLink:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def demo_site(site: str) -> SiteFile:
+    devices = [
+        {"id": "smoke-101", "kind": "smoke", "building": "b1", "floor": "b1-f1", "zone": "b1-f1"},
+        {"id": "smoke-201", "kind": "smoke", "building": "b1", "floor": "b1-f2", "zone": "b1-f2"},
+        {"id": "heat-101", "kind": "heat", "building": "b1", "floor": "b1-f1", "zone": "b1-f1"},
+        {"id": "leak-g1", "kind": "water_leak", "building": "b2", "floor": "b2-b1", "zone": "gar"},
+        {"id": "gate-1", "kind": "door_lock", "zone": "gate"},
+        {"id": "gate-2", "kind": "door_lock", "zone": "gate"},
+    ]
+    return SiteFile.model_validate(
+        {
+            "site": site,
+            "name": "Demo",
+            "buildings": [
+                {"id": "b1", "floors": [{"id": "b1-f1", "level": 1}, {"id": "b1-f2", "level": 2}]},
+                {"id": "b2", "floors": [{"id": "b2-b1", "level": -1}]},
+            ],
+            "zones": [
+                {"id": "b1-f1", "building": "b1", "floor": "b1-f1"},
+                {"id": "b1-f2", "building": "b1", "floor": "b1-f2"},
+                {"id": "gar", "building": "b2", "floor": "b2-b1"},
+                {"id": "gate"},
+            ],
+            "gateways": [{"id": "gw1", "building": "b1", "devices": devices}],
+        }
+    )

@@ -27,7 +27,16 @@ def used_keys() -> set[str]:
     for js in (STATIC / "js").glob("*.js"):
         text = js.read_text(encoding="utf-8")
         keys |= set(re.findall(r'\bt\("([a-z_]+\.[a-z_.]+)"', text))
-    return keys
+    # t("gov.state." + state): a family built at run time, checked value by value below.
+    return {k for k in keys if not k.endswith(".")}
+
+
+def dynamic_prefixes() -> set[str]:
+    """The key families the scripts build at run time (``t("prefix." + value)``)."""
+    found: set[str] = set()
+    for js in (STATIC / "js").glob("*.js"):
+        found |= set(re.findall(r'\b(?:t|tOr)\("([a-z_.]+\.)" \+', js.read_text(encoding="utf-8")))
+    return found
 
 
 def test_every_language_has_the_same_keys() -> None:
@@ -57,12 +66,52 @@ def test_dynamic_key_families_are_complete() -> None:
         "decision": list(AccessDecision),
         "access": [k for k in AccessKind if k is not AccessKind.DECISION],
         "state": ["online", "offline", "ok", "alarm", "stale", "pending"],
+        "action": ["acknowledge", "start", "resolve", "close", "escalate", "assign", "comment"],
     }
+    families |= governance_families()
     for locale in LOCALES:
         cat = catalogue(locale)
         for prefix, values in families.items():
             for value in values:
                 assert f"{prefix}.{value}" in cat, f"{locale}: {prefix}.{value}"
+    # Every family a script builds is listed here (else its values would go unchecked).
+    listed = {p + "." for p in families} | {"metric.", "kind.", "reason.", "notes.reason."}
+    listed |= {"gov.category.", "risk.scenario.", "timeline."}  # tOr: the raw value is the fallback
+    assert dynamic_prefixes() <= listed, dynamic_prefixes() - listed
+
+
+DONE = ["dispatch", "accept", "arrive", "resolve", "confirm", "reopen", "close", "whistle",
+        "comment"]  # fmt: skip
+
+
+def governance_families() -> dict[str, list[str]]:
+    """The governance pages' key families, from the backend's own types."""
+    from typing import get_args
+
+    from cloud.governance.models import Department, OrgKind, Phase, Source, Stage
+    from cloud.governance.states import Action, State
+    from cloud.risk.drills import DrillStatus
+    from cloud.risk.levels import Level
+    from cloud.risk.register import RiskStatus
+
+    timeline = [a.value for a in Action] + [f"whistle_{s}" for s in get_args(Stage)]
+    timeline += ["opened", "deadline_missed", "whistle_reminder", "whistle_escalated"]
+    return {
+        "gov.state": list(State),
+        "gov.action": [*timeline, "alerts_linked"],
+        "gov.done": [*DONE],
+        "gov.stage": list(get_args(Stage)),
+        "gov.kind": list(get_args(OrgKind)),
+        "gov.department": list(get_args(Department)),
+        "gov.source": list(get_args(Source)),
+        "gov.phase": list(get_args(Phase)),
+        "incidents.group": ["new", "dispatched", "in_progress", "resolved", "done"],
+        "responder.report": list(get_args(Stage)),
+        "responder.do": ["accept", "arrive", "resolve"],
+        "risk.level": list(get_args(Level)),
+        "risk.status": list(get_args(RiskStatus)),
+        "risk.drill": list(get_args(DrillStatus)),
+    }
 
 
 @pytest.mark.parametrize("key", ["app.console", "app.gate", "gate.open", "action.acknowledge"])

@@ -34,6 +34,10 @@ REVIEWED_PUBLIC = {
     ("GET", "/gate"): "static page; its data needs a session",
     ("GET", "/dev"): "static page; its data needs a session",
     ("GET", "/login"): "static page",
+    ("GET", "/incidents"): "static page; its data needs a session (managers)",
+    ("GET", "/resident"): "static page; its data needs a session (the resident's own reports)",
+    ("GET", "/responder"): "static page; its data needs a session (the responder's orgs)",
+    ("GET", "/risk"): "static page; its data needs a session (managers)",
 }
 # FastAPI's own documentation routes (no data) and the static assets.
 FRAMEWORK = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -71,6 +75,18 @@ def test_every_route_has_a_role_check(cloud: Cloud) -> None:
     assert public <= set(REVIEWED_PUBLIC), (
         f"unreviewed public routes: {public - set(REVIEWED_PUBLIC)}"
     )
+
+
+def test_every_screen_is_a_reviewed_public_page(cloud: Cloud) -> None:
+    """Each page of dashboards.SCREENS is served without a session (its data is not) and was
+    reviewed above; which role sees which screen is tested in Chromium
+    (test_gov_screens.py::test_each_role_sees_its_own_screens)."""
+    from dashboards import SCREENS
+
+    routes = {(m, p): access for m, p, access, _ in walk(cloud)}
+    for path in SCREENS:
+        assert ("GET", path) in REVIEWED_PUBLIC, path
+        assert routes[("GET", path)].public, path
 
 
 def test_the_walk_catches_a_forgotten_check_and_an_unreviewed_public_route(

@@ -9,9 +9,7 @@ test-artifacts/screenshots/ (with LINLI_UPDATE_DOCS_SCREENSHOTS=1 also to docs/s
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,7 +25,6 @@ from sqlalchemy.orm import Session
 from cloud.api import create_app
 from cloud.auth import service as accounts
 from cloud.auth.deps import Role
-from cloud.registry.sitefile import SiteFile
 from linli.services import Mosquitto
 from protocols.codec import new_id
 from protocols.kinds import DeviceKind
@@ -49,39 +46,13 @@ from tests.dashboards.screens_support import (
     FakeGatewayLink,
     LiveServer,
     Pages,
+    demo_site,
     screenshot,
     sign_in,
+    to_docs,
 )
 
 pytestmark = pytest.mark.browser
-
-
-def demo_site(site: str) -> SiteFile:
-    devices = [
-        {"id": "smoke-101", "kind": "smoke", "building": "b1", "floor": "b1-f1", "zone": "b1-f1"},
-        {"id": "smoke-201", "kind": "smoke", "building": "b1", "floor": "b1-f2", "zone": "b1-f2"},
-        {"id": "heat-101", "kind": "heat", "building": "b1", "floor": "b1-f1", "zone": "b1-f1"},
-        {"id": "leak-g1", "kind": "water_leak", "building": "b2", "floor": "b2-b1", "zone": "gar"},
-        {"id": "gate-1", "kind": "door_lock", "zone": "gate"},
-        {"id": "gate-2", "kind": "door_lock", "zone": "gate"},
-    ]
-    return SiteFile.model_validate(
-        {
-            "site": site,
-            "name": "Demo",
-            "buildings": [
-                {"id": "b1", "floors": [{"id": "b1-f1", "level": 1}, {"id": "b1-f2", "level": 2}]},
-                {"id": "b2", "floors": [{"id": "b2-b1", "level": -1}]},
-            ],
-            "zones": [
-                {"id": "b1-f1", "building": "b1", "floor": "b1-f1"},
-                {"id": "b1-f2", "building": "b1", "floor": "b1-f2"},
-                {"id": "gar", "building": "b2", "floor": "b2-b1"},
-                {"id": "gate"},
-            ],
-            "gateways": [{"id": "gw1", "building": "b1", "devices": devices}],
-        }
-    )
 
 
 class Site:
@@ -367,20 +338,8 @@ def test_screens_in_both_languages(pages: Pages, live_site: Site) -> None:
     assert all(p.stat().st_size > 10_000 for p in made)
     for shot in made:
         to_docs(shot)
-    assert sorted(p.name for p in SCREENSHOTS.glob("*-e[n].png")) == [
-        "console-en.png",
-        "dev-en.png",
-        "gate-en.png",
-    ]
-
-
-def to_docs(shot: Path) -> None:
-    """Refresh docs/screenshots/ only when asked (LINLI_UPDATE_DOCS_SCREENSHOTS=1): a test run
-    must not leave the work tree modified."""
-    if os.environ.get("LINLI_UPDATE_DOCS_SCREENSHOTS") == "1":
-        docs = REPO / "docs" / "screenshots"
-        docs.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, docs / shot.name)
+    english = {"console-en.png", "dev-en.png", "gate-en.png"}
+    assert english <= {p.name for p in SCREENSHOTS.glob("*-en.png")}
 
 
 def test_developer_runs_a_scenario_and_watches_messages_and_alerts(
@@ -488,7 +447,9 @@ def test_console_map_devices_gateways_and_csv(pages: Pages, live_site: Site) -> 
 def test_resident_invites_a_visitor_with_a_qr_pass(pages: Pages, live_site: Site) -> None:
     page = pages.new(width=1000)
     sign_in(page, live_site.url, "resident1")
-    assert page.url.endswith("/gate")
+    assert page.url.endswith("/resident")  # a resident's home; visitor passes are one link away
+    page.click("#screens a[href='/gate']")
+    page.wait_for_url("**/gate")
     page.wait_for_selector("body[data-ready='1']")
     expect(page.locator("#gate-left")).to_be_hidden()  # no access feed for residents
     expect(page.locator("#doors-panel")).to_be_hidden()

@@ -150,11 +150,15 @@ const Linli = (() => {
      visitor passes), responders theirs, managers and admins every screen. */
   const SCREENS = [
     { path: "/console", key: "app.console", roles: ["admin", "manager", "guard", "responder", "viewer"] },
+    { path: "/incidents", key: "app.incidents", roles: ["admin", "manager"] },
+    { path: "/risk", key: "app.risk", roles: ["admin", "manager"] },
+    { path: "/responder", key: "app.responder", roles: ["admin", "manager", "responder"] },
+    { path: "/resident", key: "app.resident", roles: ["admin", "manager", "resident"] },
     { path: "/gate", key: "app.gate", roles: ["admin", "manager", "guard"] },
     { path: "/gate", key: "app.visitor_pass", roles: ["resident"] },
     { path: "/dev", key: "app.dev", roles: ["admin"] },
   ];
-  const HOME = { admin: "/console", manager: "/console", guard: "/gate", responder: "/console", resident: "/gate", viewer: "/console" };
+  const HOME = { admin: "/console", manager: "/console", guard: "/gate", responder: "/responder", resident: "/resident", viewer: "/console" };
   function home(role) {
     return HOME[role] || "/console";
   }
@@ -310,6 +314,19 @@ const Linli = (() => {
     connect();
   }
 
+  /* A page's tabs: the buttons of #tabs show the [data-view] of the same name; loaders[name]()
+     runs when its tab opens (errors shown as a toast). */
+  function tabs(loaders) {
+    document.querySelectorAll("#tabs button").forEach((button) => {
+      button.addEventListener("click", () => {
+        document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b === button));
+        document.querySelectorAll("[data-view]").forEach((v) => v.classList.toggle("hidden", v.dataset.view !== button.dataset.tab));
+        const loader = loaders[button.dataset.tab];
+        if (loader) loader().catch((error) => toast(errorText(error), "error"));
+      });
+    });
+  }
+
   function toast(text, kind) {
     let box = document.getElementById("toasts");
     if (!box) {
@@ -326,5 +343,5 @@ const Linli = (() => {
     return t("common.error") + ": " + (error && error.message ? error.message : String(error));
   }
 
-  return { state, t, tOr, applyI18n, formatTime, formatDuration, api, init, el, icon, stream, toast, errorText, ApiError, home };
+  return { state, t, tOr, applyI18n, formatTime, formatDuration, api, init, el, icon, stream, toast, errorText, ApiError, home, tabs };
 })();

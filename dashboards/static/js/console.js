@@ -63,14 +63,7 @@
   const ROLES = ["admin", "manager", "guard", "responder", "resident", "viewer"];
   if (me.role === "admin") document.getElementById("users-tab").classList.remove("hidden");
   if (me.role !== "admin" && me.role !== "manager") document.querySelector('#tabs button[data-tab="audit"]').classList.add("hidden");
-  document.querySelectorAll("#tabs button").forEach((button) => {
-    button.addEventListener("click", () => {
-      document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b === button));
-      document.querySelectorAll("[data-view]").forEach((v) => v.classList.toggle("hidden", v.dataset.view !== button.dataset.tab));
-      const loader = loaders[button.dataset.tab];
-      if (loader) loader().catch((error) => toast(errorText(error), "error"));
-    });
-  });
+  Linli.tabs(loaders);
 
   /* ---- KPIs ---- */
   async function loadKpis() {
