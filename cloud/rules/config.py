@@ -11,11 +11,12 @@ class FeedConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     save_every_s: float = Field(
-        5.0,
+        10.0,
         gt=0,
         le=3600,
-        description="Save the rule state and its watermark this often (and on shutdown); a "
-        "crash replays at most what was stored since",
+        description="Save the rule state and its watermark this often when something changed "
+        "(and on shutdown); a crash replays what was stored since. A snapshot costs CPU: "
+        "~0.6 s + 0.5 s JSON for 40,000 devices here",
     )
     replay_max_age_s: float = Field(
         3600.0,

@@ -104,6 +104,7 @@ class RulesRunner:
         """Highest ``ingest_messages.id`` evaluated (this shard's sites; rows of others too)."""
         self.reading_floor = 0
         self._marks: deque[Mark] = deque(maxlen=MARKS_KEPT)
+        self._saved: tuple[int, int] | None = None  # (watermark, actions) at the last save
         self.caught_up = asyncio.Event()
         """Set once the replay after start is done; ingest waits for it (role ``all``)."""
 
@@ -273,14 +274,19 @@ class RulesRunner:
     async def checkpoint(self) -> None:
         """Save the snapshot and the watermark together, once everything up to the watermark
         has had its actions applied (alerts raised, commands issued)."""
+        if (self.watermark, self.effects.submitted) == self._saved:
+            return  # nothing evaluated and no timer fired since the last checkpoint
         await asyncio.to_thread(self.take_mark)
         async with self._lock:
-            state = self.engine.snapshot()
+            # The lock keeps evaluation and timers off the engine; a worker thread keeps the
+            # event loop free (a snapshot of 40,000 devices took 0.6 s here).
+            state = await asyncio.to_thread(self.engine.snapshot)
             watermark, floor = self.watermark, self.floor()
             applied = self.effects.submitted
         await self.effects.applied_through(applied)
         await asyncio.to_thread(self._write_state, state, watermark, floor)
         self.reading_floor = floor
+        self._saved = (watermark, applied)
         self.counts["checkpoints"] += 1
 
     async def save_every(self, seconds: float) -> None:

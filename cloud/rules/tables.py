@@ -31,6 +31,7 @@ class RuleStateRow(Base):
     and its actions applied when ``state`` was taken; a restart replays the rows after it.
     ``reading_floor``: every ``readings`` row of a message after the watermark has a higher id
     (so the replay finds a message's readings by scanning ``readings.id > reading_floor``).
+    ``-1``: a snapshot saved before watermarks existed (the runner then starts at the end).
     """
 
     __tablename__ = "rule_state"

@@ -6,97 +6,26 @@ evaluates what was stored. Alerts land in the real database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.alerts import service
 from cloud.alerts.tables import Alert
-from cloud.ingest.buffer import Delivery
-from cloud.ingest.models import StoredMessage
-from cloud.ingest.store import BatchWriter
-from cloud.notify.dispatcher import Notifier
-from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
-from cloud.registry.sitefile import SiteFile
 from cloud.rules.config import FeedConfig
-from cloud.rules.effects import Effects
 from cloud.rules.feed import StoredFeed
-from cloud.rules.lookup import RegistryLookup
 from cloud.rules.runner import RulesRunner
-from cloud.settings import Settings
 from cloud.storage.tables import StoredEnvelope
-from protocols.codec import encode, new_id
-from protocols.messages import Model, Reading, Telemetry
-from protocols.rules import default_pack
-from protocols.topics import Channel, topic
-
-SITE = "s1"
-SMOKE = "smoke-1"
-
-
-def import_site(sessions: sessionmaker[Session]) -> Registry:
-    registry = Registry(sessions.kw["bind"])
-    site = SiteFile.model_validate(
-        {
-            "site": SITE,
-            "zones": [{"id": "z1"}],
-            "gateways": [
-                {"id": "gw1", "devices": [{"id": SMOKE, "kind": "smoke", "zone": "z1"}]},
-            ],
-        }
-    )
-    with sessions.begin() as db:
-        registry.import_site(db, site)
-    return registry
-
-
-def make_runner(sessions: sessionmaker[Session], registry: Registry) -> RulesRunner:
-    settings = Settings(db_url="sqlite://", mqtt_enabled=False)
-    hub = Hub()
-    effects = Effects(settings, sessions, Notifier(settings.channels, sessions, hub), hub, None)
-    return RulesRunner(default_pack(), sessions, RegistryLookup(registry, sessions), effects, hub)
-
-
-class Gateway:
-    def __init__(self) -> None:
-        self.boot = new_id()
-        self.seq = 0
-
-    def smoke(self, value: bool, ts: datetime | None = None, *, seq: int | None = None) -> Model:
-        ts = ts or datetime.now(UTC)
-        if seq is None:
-            seq = self.seq
-            self.seq += 1
-        return Telemetry(
-            msg_id=new_id(),
-            boot_id=self.boot,
-            seq=seq,
-            ts=ts,
-            readings=(Reading(device=SMOKE, metric="smoke", value=value, ts=ts),),
-        )
-
-
-def store(
-    sessions: sessionmaker[Session], registry: Registry, messages: Sequence[Model]
-) -> list[StoredMessage]:
-    """Store as ingest does (one committed transaction) and return what ``on_stored`` gets."""
-    now = datetime.now(UTC)
-    writer = BatchWriter(sessions.kw["bind"], registry)
-    deliveries = [
-        Delivery(topic(SITE, "gw1", Channel.TELEMETRY), encode(m), i, 1, now)
-        for i, m in enumerate(messages)
-    ]
-    return writer.write(deliveries).stored
-
-
-def smoke_alerts(sessions: sessionmaker[Session]) -> list[tuple[str, bool]]:
-    with sessions() as db:
-        found = service.list_alerts(db, service.AlertFilter(rule_id="smoke-alarm"))
-    return [(a.subject, a.cleared) for a in found]
+from tests.cloud.rules.replay_support import (
+    SMOKE,
+    Gateway,
+    import_site,
+    make_runner,
+    smoke_alerts,
+    store,
+)
 
 
 async def restart(sessions: sessionmaker[Session], registry: Registry) -> RulesRunner:
