@@ -21,7 +21,7 @@ import logging
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
@@ -41,8 +41,10 @@ from cloud.settings import Settings
 from protocols.ids import Ident
 from simulators.cloudclient import CloudAlert, CloudClient
 from simulators.errors import SimulatorError
-from simulators.runner import RunOptions, ScenarioRun
 from simulators.scenario import Scenario, library, load_scenario
+
+if TYPE_CHECKING:  # imported when a drill runs: it needs the edge agent (linli[sim])
+    from simulators.runner import ScenarioRun
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +295,13 @@ class DrillRunner(LoopBound):
         except (SimulatorError, SQLAlchemyError) as exc:
             log.error("drill %s cannot start: %s", drill_id, exc)
             await asyncio.to_thread(self._finish, drill_id, None, str(exc))
+            return
+        try:
+            from simulators.runner import RunOptions, ScenarioRun
+        except ImportError as exc:
+            missing = f"drills need the simulator and edge agent (pip install 'linli[sim]'): {exc}"
+            log.error("drill %s cannot start: %s", drill_id, missing)
+            await asyncio.to_thread(self._finish, drill_id, None, missing)
             return
         with tempfile.TemporaryDirectory(prefix=f"linli-drill-{drill_id}-") as state:
             options = RunOptions(
