@@ -11,6 +11,7 @@ command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fc-list 2>/dev/null | grep -qi "noto.*cjk" || need+=(fonts-noto-cjk)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)  # RTSP test stream (gate capture)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "test services: all installed"
