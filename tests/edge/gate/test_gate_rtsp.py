@@ -2,8 +2,8 @@
 
 OpenCV's FFmpeg backend opens ``rtsp://…`` as an RTSP *server* when
 ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` says ``rtsp_flags;listen|listen_timeout;60``;
-``ffmpeg -re … -f rtsp`` then pushes the clip in real time, like a camera. Skipped only where the ffmpeg binary is missing
-(``scripts/install-services.sh`` installs it; CI has it).
+``ffmpeg -re … -f rtsp`` then pushes the clip in real time, like a camera. Skipped only where
+the ffmpeg binary is missing (``scripts/install-services.sh`` installs it; CI has it).
 """
 
 from __future__ import annotations
