@@ -4,17 +4,23 @@ resuming leaves the incident to a person."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.api import create_app
 from cloud.governance import incidents, orgs
 from cloud.governance.models import OrgIn
 from cloud.governance.states import Action, State
+from cloud.risk.runtime import RiskConfig
 from cloud.risk.tables import Resident, WelfareCheck
 from cloud.risk.welfare import WelfareSubject, due_welfare, last_activity, run_welfare
+from cloud.settings import Settings
 from cloud.storage.tables import DeviceEventRow, Reading
 from tests.cloud.governance.conftest import make_orgs
 
@@ -152,3 +158,26 @@ def test_no_grid_worker_for_the_building_falls_back_to_volunteers(
             assert inc.state is State.OPEN and inc.org_id is None
             lines = incidents.timeline(db, opened[0])
             assert any("no grid or volunteer" in str(e["detail"]) for e in lines)
+
+
+def test_the_app_runs_the_welfare_loop(tmp_path: Path) -> None:
+    """The lifespan's supervised ``welfare`` task opens the check on its own (clock and period
+    from ``app.state``)."""
+    app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'cloud.db'}", mqtt_enabled=False,
+                              static_dashboards=False))  # fmt: skip
+    app.state.risk_config = RiskConfig(welfare_every_s=0.2)
+    app.state.gov_clock = lambda: T0 + timedelta(hours=30)
+    with TestClient(app):
+        sessions: sessionmaker[Session] = app.state.services.sessions
+        with sessions.begin() as db:
+            make_orgs(db)
+            _resident(db, "b1-101")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with sessions() as db:
+                checks = db.scalars(select(WelfareCheck)).all()
+            if checks:
+                break
+            time.sleep(0.1)
+        assert len(checks) == 1 and checks[0].opened_at == T0 + timedelta(hours=30)
+        assert "welfare" not in app.state.services.task_failures
