@@ -221,7 +221,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             tasks.append(tg.create_task(_mark_ready(ingest, services.ingest_ready)))
         tasks.append(tg.create_task(supervised("effects", services.effects.run, fails)))
         if runner is not None:
-            feed = StoredFeed(runner, settings.rules_feed)
+            # Role all: this process's ingest is the one writer of its sites (sequential).
+            feed = StoredFeed(
+                runner, settings.rules_feed, sequential=True if settings.role == "all" else None
+            )
             if settings.role == "rules":
                 feeding.append(tg.create_task(supervised("rules-feed", feed.run, fails)))
             else:

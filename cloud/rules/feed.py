@@ -34,14 +34,24 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from cloud.ingest.models import StoredMessage
 from cloud.registry.tables import Gateway
 from cloud.rules.config import FeedConfig
 from cloud.rules.runner import RulesRunner
-from cloud.rules.stored import Row, last_id, rebuild, rows_after, rows_between, start_after
+from cloud.rules.stored import (
+    Rebuilt,
+    Row,
+    last_id,
+    rebuild,
+    rows_after,
+    rows_between,
+    start_after,
+)
 from cloud.rules.stored import take_mark as read_mark
 
 log = logging.getLogger(__name__)
+
+MAX_WAITING_STEPS = 10
+"""Rows read ahead while waiting behind a hole, at most this many steps' worth."""
 
 
 @dataclass(slots=True)
@@ -64,8 +74,15 @@ class StoredFeed:
         config: FeedConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
+        sequential: bool | None = None,
     ) -> None:
+        """``sequential``: one ingest transaction at a time writes this shard's sites (role
+        ``all``, or SQLite), so a later message's readings have higher ids than an earlier
+        one's and the readings floor can follow the readings evaluated (None: SQLite only)."""
         self.runner = runner
+        if sequential is None:
+            sequential = self.runner.sessions.kw["bind"].dialect.name == "sqlite"
+        self.sequential = sequential
         self.sessions = runner.sessions
         self.config = config
         self.counts = runner.counts
@@ -145,7 +162,11 @@ class StoredFeed:
         mine = self._in_device_order(mine)
         if mine or step.upto > self.runner.watermark:
             floor = self.runner.floor()
-            batch = await asyncio.to_thread(self._rebuild, mine, floor)
+            rebuilt = await asyncio.to_thread(self._rebuild, mine, floor)
+            batch = rebuilt.messages
+            if self.sequential and rebuilt.top_reading > self.runner.reading_floor:
+                # Later messages of this shard have later readings: scan less next time.
+                self.runner.reading_floor = rebuilt.top_reading
             # Shielded: a shutdown must not stop a step between evaluation and its actions.
             await asyncio.shield(self.runner.process(batch, upto=step.upto, replay=replay))
         return _Step(mine, step.upto)
@@ -158,7 +179,10 @@ class StoredFeed:
         with self.sessions() as db:
             self.runner.note_mark(read_mark(db))
             filled = rows_between(db, [(h.lo, h.hi) for h in self._holes]) if self._holes else []
-            fresh = rows_after(db, self._fetched, self.config.batch_rows)
+            room = min(
+                MAX_WAITING_STEPS * self.config.batch_rows - len(self._rows), self.config.batch_rows
+            )
+            fresh = rows_after(db, self._fetched, room) if room > 0 else []
         for row in filled:
             self._rows[row.id] = (now, row)
         if filled:
@@ -253,7 +277,7 @@ class StoredFeed:
                 out[i] = row
         return out
 
-    def _rebuild(self, rows: list[Row], floor: int) -> list[StoredMessage]:
+    def _rebuild(self, rows: list[Row], floor: int) -> Rebuilt:
         with self.sessions() as db:
             return rebuild(db, rows, floor, self.counts)
 

@@ -42,6 +42,7 @@ from protocols.topics import Channel, Topic
 log = logging.getLogger(__name__)
 
 _CHUNK = 500  # msg_ids per IN (...)
+_READINGS_CHUNK = 5000  # one scan of the readings range per this many messages
 
 BINARY_METRICS = frozenset(m.name for ms in METRICS.values() for m in ms if m.binary) - frozenset(
     m.name for ms in METRICS.values() for m in ms if not m.binary
@@ -146,18 +147,25 @@ def start_after(db: Session, watermark: int, max_rows: int) -> int:
     return watermark if beyond is None else int(beyond)
 
 
-def rebuild(
-    db: Session, rows: Sequence[Row], reading_floor: int, counts: Counter[str]
-) -> list[StoredMessage]:
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    messages: list[StoredMessage]
+    top_reading: int
+    """The highest ``readings.id`` among them (0 if none)."""
+
+
+def rebuild(db: Session, rows: Sequence[Row], reading_floor: int, counts: Counter[str]) -> Rebuilt:
     """The messages of ``rows`` (same order) as ingest handed them over after its commit.
 
-    A row whose content cannot be found (deleted by retention, or a floor that was too high)
-    or no longer validates is left out, counted in ``counts`` and logged.
+    ``rows`` must be committed: their readings then lie between ``reading_floor`` and the
+    highest readings id now, the one range scanned. A row whose content cannot be found
+    (deleted by retention, or a floor that was too high) or no longer validates is left out,
+    counted in ``counts`` and logged.
     """
     by_channel: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         by_channel[row.channel].append(row.msg_id)
-    readings = _readings(db, by_channel[Channel.TELEMETRY.value], reading_floor)
+    readings, top = _readings(db, by_channel[Channel.TELEMETRY.value], reading_floor)
     events = _by_msg_id(db, DeviceEventRow, by_channel[Channel.EVENT.value])
     access = _by_msg_id(db, AccessEventRow, by_channel[Channel.ACCESS.value])
     acks = _by_msg_id(db, CommandAckRow, by_channel[Channel.ACK.value])
@@ -180,18 +188,25 @@ def rebuild(
             )
             continue
         out.append(built)
-    return out
+    return Rebuilt(out, top)
 
 
 _ReadingRow = tuple[str, str, float, datetime, bool]
 
 
-def _readings(db: Session, msg_ids: Sequence[str], floor: int) -> dict[str, list[_ReadingRow]]:
+def _readings(
+    db: Session, msg_ids: Sequence[str], floor: int
+) -> tuple[dict[str, list[_ReadingRow]], int]:
     found: dict[str, list[_ReadingRow]] = defaultdict(list)
-    for i in range(0, len(msg_ids), _CHUNK):
-        chunk = msg_ids[i : i + _CHUNK]
+    if not msg_ids:
+        return found, 0
+    top = 0
+    ceiling = int(db.scalar(select(func.max(Reading.id))) or 0)
+    for i in range(0, len(msg_ids), _READINGS_CHUNK):
+        chunk = msg_ids[i : i + _READINGS_CHUNK]
         q = (
             select(
+                Reading.id,
                 Reading.msg_id,
                 Reading.device,
                 Reading.metric,
@@ -199,12 +214,13 @@ def _readings(db: Session, msg_ids: Sequence[str], floor: int) -> dict[str, list
                 Reading.ts,
                 Reading.pending,
             )
-            .where(Reading.id > floor, Reading.msg_id.in_(chunk))
+            .where(Reading.id > floor, Reading.id <= ceiling, Reading.msg_id.in_(chunk))
             .order_by(Reading.id)
         )
-        for msg_id, device, metric, value, ts, pending in db.execute(q):
+        for rid, msg_id, device, metric, value, ts, pending in db.execute(q):
             found[msg_id].append((device, metric, value, ts, pending))
-    return found
+            top = max(top, rid)
+    return found, top
 
 
 _T = TypeVar("_T", DeviceEventRow, AccessEventRow, CommandAckRow)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.tables import Alert
@@ -17,7 +17,9 @@ from cloud.registry.service import Registry
 from cloud.rules.config import FeedConfig
 from cloud.rules.feed import StoredFeed
 from cloud.rules.runner import RulesRunner
+from cloud.storage.tables import Reading as ReadingRow
 from cloud.storage.tables import StoredEnvelope
+from protocols.messages import Telemetry
 from tests.cloud.rules.replay_support import (
     SMOKE,
     Gateway,
@@ -194,3 +196,12 @@ async def test_the_feed_puts_each_gateway_in_order_and_waits_for_a_missing_id(
     await step()
     assert runner.watermark == after[0].row_id and runner.counts["skipped_ids"] == 1
     assert smoke_alerts(sessions) == [(SMOKE, False)]
+
+    # The readings floor moved forward, but stays below the readings of the next message.
+    assert runner.floor() > 0
+    following = store(sessions, registry, [gateway.smoke(True, seq=7)])
+    message = following[0].message
+    assert isinstance(message, Telemetry)
+    with sessions() as db:
+        q = select(func.min(ReadingRow.id)).where(ReadingRow.msg_id == message.msg_id)
+        assert runner.floor() < int(db.scalar(q) or 0)
