@@ -53,6 +53,7 @@ class Receiver:
         self.connection = 0  # bumped on every successful connect
         self.connects = 0
         self.session_present = False
+        self.thread_id: int | None = None  # native id of paho's network thread (profiling)
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
@@ -119,6 +120,7 @@ class Receiver:
             return
         self.connection += 1
         self.connects += 1
+        self.thread_id = threading.get_native_id()
         self.session_present = flags.session_present
         if self.config.protocol == "5":
             options = SubscribeOptions(qos=1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class IngestStats:
     gateway_changes: int = 0
     write_failures: int = 0
     hook_errors: int = 0
+    decode_cpu_s: float = 0.0  # CPU seconds spent decoding batches (thread time)
+    store_cpu_s: float = 0.0  # CPU seconds spent storing and committing them
 
 
 class Ingest:
@@ -124,7 +127,19 @@ class Ingest:
         batch = self.buffer.take(
             self.config.batch_size, self.config.linger_s, 0.5, self._writer_free.is_set
         )
-        return BatchWriter.decode(batch) if batch else None
+        if not batch:
+            return None
+        started = time.thread_time()
+        prepared = BatchWriter.decode(batch)
+        self.stats.decode_cpu_s += time.thread_time() - started
+        return prepared
+
+    def _write(self, prepared: Prepared) -> BatchResult:
+        started = time.thread_time()
+        try:
+            return self.writer.store(prepared)
+        finally:
+            self.stats.store_cpu_s += time.thread_time() - started
 
     async def wait_subscribed(self) -> None:
         """Wait until subscribed (start-up ordering, tests); bound it with asyncio.timeout."""
@@ -145,7 +160,7 @@ class Ingest:
                 if self._registry_stale:  # the cache may hold rows of a rolled-back batch
                     await asyncio.to_thread(self.registry.refresh)
                     self._registry_stale = False
-                result = await asyncio.to_thread(self.writer.store, prepared)
+                result = await asyncio.to_thread(self._write, prepared)
                 break
             except OperationalError as exc:
                 self.stats.write_failures += 1
