@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -314,16 +315,26 @@ class RulesRunner:
     def restore_state(self) -> bool:
         """Resume from the saved snapshot and watermark; False if there is no usable snapshot.
 
-        Without a saved watermark (first start, or a snapshot older than watermarks) the
-        runner starts at the end of what is stored, and saves that at once, so a crash from
-        now on replays what it missed.
+        Without a saved watermark of its own it starts where the furthest-behind other shard
+        stopped (a re-shard: the new set picks up where the old one left off, evaluating some
+        messages twice), or else — first start, or a snapshot older than watermarks — at the
+        end of what is stored. It saves that at once, so a crash from now on replays what it
+        missed.
         """
         with self.sessions() as db:
             row = db.get(RuleStateRow, self.shard_name)
             snapshot = None if row is None else row.state.get("snapshot")
             if row is None or row.watermark == UNKNOWN:
-                mark = take_mark(db)
-                self.watermark, self.reading_floor = mark.messages, mark.readings
+                others = db.execute(
+                    select(func.min(RuleStateRow.watermark), func.min(RuleStateRow.reading_floor))
+                    .where(RuleStateRow.watermark > UNKNOWN)
+                    .where(RuleStateRow.shard != self.shard_name)
+                ).one()
+                if others[0] is not None:
+                    self.watermark, self.reading_floor = int(others[0]), int(others[1])
+                else:
+                    mark = take_mark(db)
+                    self.watermark, self.reading_floor = mark.messages, mark.readings
             else:
                 self.watermark, self.reading_floor = row.watermark, row.reading_floor
         restored = False

@@ -44,11 +44,16 @@ def import_site(sessions: sessionmaker[Session]) -> Registry:
     return registry
 
 
-def make_runner(sessions: sessionmaker[Session], registry: Registry) -> RulesRunner:
+def make_runner(
+    sessions: sessionmaker[Session], registry: Registry, shard: tuple[int, int] = (0, 1)
+) -> RulesRunner:
     settings = Settings(db_url="sqlite://", mqtt_enabled=False)
     hub = Hub()
     effects = Effects(settings, sessions, Notifier(settings.channels, sessions, hub), hub, None)
-    return RulesRunner(default_pack(), sessions, RegistryLookup(registry, sessions), effects, hub)
+    lookup = RegistryLookup(registry, sessions)
+    return RulesRunner(
+        default_pack(), sessions, lookup, effects, hub, shard_index=shard[0], shard_count=shard[1]
+    )
 
 
 class Gateway:

@@ -16,11 +16,12 @@ from cloud.alerts.tables import Alert
 from cloud.registry.service import Registry
 from cloud.rules.config import FeedConfig
 from cloud.rules.feed import StoredFeed
-from cloud.rules.runner import RulesRunner
+from cloud.rules.runner import RulesRunner, shard_of
 from cloud.storage.tables import Reading as ReadingRow
 from cloud.storage.tables import StoredEnvelope
 from protocols.messages import Telemetry
 from tests.cloud.rules.replay_support import (
+    SITE,
     SMOKE,
     Gateway,
     import_site,
@@ -129,6 +130,27 @@ async def test_replay_is_bounded_by_rows(sessions: sessionmaker[Session]) -> Non
     await runner.effects.run_once()
     assert runner.counts["replayed"] == 2 and runner.counts["replay_skipped"] == 3
     assert smoke_alerts(sessions) == []  # the alarm was in the part left out
+
+
+@pytest.mark.anyio
+async def test_a_new_shard_starts_where_the_old_set_stopped(
+    sessions: sessionmaker[Session],
+) -> None:
+    registry = import_site(sessions)
+    old = make_runner(sessions, registry)
+    old.restore_state()
+    await old.checkpoint()
+    # Re-sharding 1 → 2: the old process stops; an alarm is stored before the new set starts.
+    store(sessions, registry, [Gateway().smoke(True)])
+    new = [make_runner(sessions, registry, (i, 2)) for i in range(2)]
+    for runner in new:
+        runner.restore_state()
+        assert runner.watermark == old.watermark
+        await StoredFeed(runner, FeedConfig()).catch_up()
+        await runner.effects.run_once()
+    owner = shard_of(SITE, 2)
+    assert [r.counts["replayed"] for r in new] == [int(i == owner) for i in range(2)]
+    assert smoke_alerts(sessions) == [(SMOKE, False)]
 
 
 class Clock:
