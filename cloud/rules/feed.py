@@ -163,12 +163,14 @@ class StoredFeed:
         if mine or step.upto > self.runner.watermark:
             floor = self.runner.floor()
             rebuilt = await asyncio.to_thread(self._rebuild, mine, floor)
-            batch = rebuilt.messages
-            if self.sequential and rebuilt.top_reading > self.runner.reading_floor:
-                # Later messages of this shard have later readings: scan less next time.
-                self.runner.reading_floor = rebuilt.top_reading
             # Shielded: a shutdown must not stop a step between evaluation and its actions.
-            await asyncio.shield(self.runner.process(batch, upto=step.upto, replay=replay))
+            await asyncio.shield(
+                self.runner.process(rebuilt.messages, upto=step.upto, replay=replay)
+            )
+            if self.sequential and rebuilt.top_reading > self.runner.reading_floor:
+                # Later messages of this shard have later readings: scan less next time. (Only
+                # now: a checkpoint must not pair this floor with the watermark before them.)
+                self.runner.reading_floor = rebuilt.top_reading
         return _Step(mine, step.upto)
 
     def _read(self) -> None:
