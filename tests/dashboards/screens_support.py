@@ -143,6 +143,7 @@ def to_docs(shot: Path) -> None:
 
 def sign_in(page: Page, base: str, username: str) -> None:
     page.goto(base + "/login")
+    page.wait_for_selector("body[data-ready='1']")  # the form's handler is attached
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
     page.click("#submit")

@@ -316,6 +316,24 @@ def test_report_dispatch_whistle_resolve_confirm_close(
     assert_no_raw_keys(manager)
     shot(manager, f"gov-incidents-{suffix}", docs=True)
 
+    # The committee's statistics count it: its category and building, and the property's
+    # deadline was missed (late, 0 % on time); response times are measured.
+    manager.goto(gov.url + "/risk?tab=stats")
+    manager.wait_for_selector("body[data-ready='1']")
+    expect(manager.locator("#stats-category tr[data-key='fire_hazard'] td.count")).to_have_text("1")
+    expect(manager.locator("#stats-building tr[data-key='b1'] td.count")).to_have_text("1")
+    sla = manager.locator(f"#stats-sla tr[data-org='{gov.property['id']}']")
+    expect(sla.locator("td").nth(1)).to_have_text("1")  # dispatched
+    expect(sla.locator("td").nth(3)).to_have_text("1")  # late
+    expect(sla).to_contain_text("0%")
+    expect(manager.locator("#stats-times tr[data-stage='resolve'] td").nth(1)).not_to_have_text(
+        w("common.none")
+    )
+    assert_no_raw_keys(manager)
+    shot(manager, f"gov-stats-{suffix}", docs=True)
+    manager.goto(gov.url + f"/incidents?incident={incident_id}")  # closed: off the board
+    expect(manager.locator("#incident-state")).to_have_attribute("data-state", "closed")
+
     # The after-action report of the incident opens from the board.
     with manager.expect_popup() as popup:
         manager.click("#incident-detail a.report-html")
@@ -362,11 +380,29 @@ def test_risk_register_stats_and_drills_pages(pages: Pages, gov: Gov, locale: st
     expect(page.locator("#stats-building tr[data-key='b2'] td.count")).to_have_text("1")
     expect(page.locator("#stats-category")).to_contain_text(w("risk.by_category"))
     assert_no_raw_keys(page)
-    shot(page, f"gov-stats-{suffix}", docs=True)
+    shot(page, f"gov-stats-small-{suffix}")
 
+    # A drill of the fire scenario, started from the page: it is listed with its status, and
+    # its after-action report opens.
     page.click('#tabs button[data-tab="drills"]')
     expect(page.locator("#drill-scenario option[value='fire-in-building']")).to_have_count(1)
+    page.select_option("#drill-scenario", "fire-in-building")
+    page.fill("#drill-participants", "guard1, manager1")
+    page.click("#drill-start")
+    drill = page.locator("#drill-table tr[data-drill]")
+    expect(drill).to_have_count(1)
+    expect(drill).to_contain_text("fire-in-building")
+    status = drill.get_attribute("data-status")
+    assert status in ("pending", "running", "finished", "failed"), status
+    expect(drill).to_contain_text(w(f"risk.drill.{status}"))
     assert_no_raw_keys(page)
+    shot(page, f"gov-drills-{suffix}", docs=True)
+    with page.expect_popup() as popup:
+        drill.locator("a.report-html").click()
+    report = popup.value
+    report.wait_for_load_state()
+    expect(report.locator("#scenario")).to_have_text("fire-in-building")
+    report.close()
 
 
 def test_each_role_sees_its_own_screens(pages: Pages, gov: Gov) -> None:

@@ -504,6 +504,7 @@ def test_admin_manages_users_in_the_console(pages: Pages, live_site: Site) -> No
     # The new account works, with its new role; both changes are in the audit log.
     opage = pages.new()
     opage.goto(live_site.url + "/login")
+    opage.wait_for_selector("body[data-ready='1']")
     opage.fill("#username", "lihua")
     opage.fill("#password", "zhe shi mima 2026")
     opage.click("#submit")

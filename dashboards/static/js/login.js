@@ -21,4 +21,5 @@
       }
     }
   });
+  document.body.dataset.ready = "1";
 })();
