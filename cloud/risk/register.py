@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -149,6 +149,15 @@ def create_risk(
     return RiskOut.of(row)
 
 
+def changes_of(body: BaseModel, nullable: Collection[str] = ()) -> dict[str, Any]:
+    """The fields a PATCH body sets; :class:`Invalid` for a null where a value is required."""
+    changes = body.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        if value is None and name not in nullable:
+            raise Invalid(name, "may not be null")
+    return changes
+
+
 def get_row(db: Session, risk_id: int) -> Risk:
     row = db.get(Risk, risk_id)
     if row is None:
@@ -160,10 +169,7 @@ def patch_risk(
     db: Session, risk_id: int, body: RiskPatch, ruleset: RuleSet, *, actor: str, now: datetime
 ) -> RiskOut:
     row = get_row(db, risk_id)
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("category", "title_zh", "title_en", "likelihood", "impact", "phase", "status"):
-        if name in changes and changes[name] is None:
-            raise Invalid(name, "may not be null")
+    changes = changes_of(body, nullable=("building", "owner_org_id"))
     if body.device_ids is not None:
         check_devices(db, row.site, body.device_ids, "device_ids")
         changes["device_ids"] = _dedup(body.device_ids)

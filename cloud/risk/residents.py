@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.governance.errors import Invalid, NotFound
+from cloud.governance.errors import NotFound
 from cloud.governance.models import Phone
-from cloud.risk.register import check_devices
+from cloud.risk.register import changes_of, check_devices
 from cloud.risk.tables import Resident
 from protocols.ids import Ident
 
@@ -89,10 +89,7 @@ def patch_resident(
     db: Session, resident_id: int, body: ResidentPatch, *, now: datetime
 ) -> ResidentOut:
     row = get_row(db, resident_id)
-    changes = body.model_dump(exclude_unset=True)
-    for name in ("building", "unit", "name", "living_alone", "welfare_after_h"):
-        if name in changes and changes[name] is None:
-            raise Invalid(name, "may not be null")
+    changes = changes_of(body, nullable=("phone",))
     if body.activity_devices is not None:
         check_devices(db, row.site, body.activity_devices, "activity_devices")
         changes["activity_devices"] = list(dict.fromkeys(body.activity_devices))

@@ -93,12 +93,18 @@ def test_risk_is_created_levelled_patched_and_audited(gov_app: GovApp, demo_site
     refused = gov_app.client.patch(f"/api/gov/risks/{rid}", json={"device_ids": ["nope"]},
                                    headers=gov_app.headers(Role.MANAGER))  # fmt: skip
     assert refused.status_code == 422 and "nope" in refused.text
+    nulled = gov_app.client.patch(f"/api/gov/risks/{rid}", json={"title_en": None},
+                                  headers=gov_app.headers(Role.MANAGER))  # fmt: skip
+    assert nulled.status_code == 422 and nulled.json()["detail"][0]["loc"] == ["body", "title_en"]
+    unbuilt = gov_app.call("PATCH", f"/api/gov/risks/{rid}", Role.MANAGER,
+                           json={"building": None})  # fmt: skip
+    assert unbuilt["building"] is None and unbuilt["title_en"] == RISK["title_en"]
     assert gov_app.call("GET", f"/api/gov/risks/{rid}", Role.VIEWER)["device_ids"] == [
         "smoke-1",
         "heat-1",
     ]
-    by_building = gov_app.call("GET", "/api/gov/risks", Role.GUARD, params={"building": "b1"})
-    assert [r["id"] for r in by_building] == [rid]
+    by_site = gov_app.call("GET", "/api/gov/risks", Role.GUARD, params={"site": demo_site.site})
+    assert [r["id"] for r in by_site] == [rid]
     assert gov_app.call("GET", "/api/gov/risks", Role.GUARD, params={"building": "b9"}) == []
 
     gov_app.client.post("/api/gov/risks", json={**RISK, "site": site},
