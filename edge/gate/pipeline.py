@@ -108,6 +108,8 @@ class Stats:
     frames: int = 0
     still_skipped: int = 0
     detections: int = 0
+    full_detections: int = 0
+    """Whole-frame (or whole-ROI) detection passes."""
     encodings: int = 0
     encodings_deferred: int = 0
     """Encodings postponed to a later frame (frame budget)."""
@@ -179,6 +181,7 @@ class Pipeline:
             x, y, w, h = cfg.roi
             boxes = self._detect_in(rgb, Box(x, y, x + w, y + h).clipped(width, height))
         self.stats.detections += 1
+        self.stats.full_detections += full
         return [self.engine.landmarks(rgb, b) for b in boxes]
 
     def process(self, rgb: RGB, at: datetime, threshold: float | None = None) -> list[Sighting]:

@@ -65,12 +65,12 @@ async def test_grant_reaches_the_broker_and_releases_the_door(
     async with running(agent):
         service.attach()
         assert agent.commands.get("gallery.sync") is not None
-        await asyncio.wait_for(service.run(), 60)
+        await asyncio.wait_for(service.run(), 240)  # generous: 2 shared cores
         await sub.await_for(
-            lambda ms: any(isinstance(d.message, AccessEvent) for d in ms), within=20
+            lambda ms: any(isinstance(d.message, AccessEvent) for d in ms), within=60
         )
         door = agent.actuators.doors["main"]
-        await until(lambda: door.released, what="door released")
+        await until(lambda: door.released, within=60, what="door released")
     events = [d.message for d in sub.snapshot(Channel.ACCESS)]
     assert len(events) == 1
     event = events[0]
