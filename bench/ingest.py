@@ -1,6 +1,6 @@
 """Ingest throughput beside a bare subscriber on the same MQTT client library and broker.
 
-    .venv/bin/python -m bench.ingest [--messages 10000] [--readings 20] [--db URL]
+    .venv/bin/python -m bench.ingest [--messages 10000] [--readings 20] [--db both|sqlite|URL]
 
 Both consumers drain the same backlog: each first creates its persistent session (subscribe,
 disconnect), then a publisher process fills the broker with ``--messages`` telemetry messages
@@ -333,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--readings", type=int, default=20, help="readings per message")
     p.add_argument(
         "--db",
-        help="SQLAlchemy URL, or 'postgres' to start a local PostgreSQL "
-        "(default: a fresh SQLite file)",
+        default="both",
+        help="'sqlite' (a fresh file), 'postgres' (starts a local PostgreSQL), 'both' "
+        "(default: SQLite as 'ingest', PostgreSQL as 'ingest_postgres') or a SQLAlchemy URL",
     )
     p.add_argument(
         "--processes",
@@ -346,12 +347,20 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="linli-bench-"))
         broker = stack.enter_context(Mosquitto())
-        if args.db == "postgres":
-            db_url = stack.enter_context(Postgres()).create_database("linli_bench")
-        else:
-            db_url = args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        sqlite_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        pg_url: str | None = None
+        if args.db in ("postgres", "both"):
+            pg_url = stack.enter_context(Postgres()).create_database("linli_bench")
+        db_url = {"sqlite": sqlite_url, "both": sqlite_url, "postgres": pg_url}.get(
+            args.db, args.db
+        )
+        assert db_url is not None
         bare = bench_bare(broker.port, args.messages, args.readings)
         ingest = bench_ingest(broker.port, args.messages, args.readings, db_url)
+        on_pg = None
+        if args.db == "both" and pg_url is not None:
+            on_pg = bench_ingest(broker.port, args.messages, args.readings, pg_url)
+            on_pg["ratio_messages_vs_bare"] = on_pg["messages_per_s"] / bare["messages_per_s"]
         multi = (
             bench_processes(
                 broker.port, args.messages, args.readings, db_url, args.processes, Path(tmp)
@@ -366,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "database": db_url.split(":", 1)[0].split("+")[0],
         "ingest": ingest,
         "bare_subscriber": bare,
+        "ingest_postgres": on_pg,
         "ingest_shared_group": multi,
         "ratio_messages_vs_bare": ingest["messages_per_s"] / bare["messages_per_s"],
         # The machine is shared: the load average says how much of the 2 cores we had, and

@@ -99,10 +99,13 @@ class BoundedBuffer:
         linger_s: float,
         wait_s: float,
         ready: Callable[[], bool] | None = None,
+        max_bytes: int | None = None,
     ) -> list[Delivery]:
-        """Up to ``max_items``: waits ``wait_s`` for a first one, then for more until the batch
-        is full, ``ready()`` turns true (the writer is free: group commit) or ``linger_s``
-        passed. An urgent delivery ends the wait at once and goes first (see the module doc)."""
+        """Up to ``max_items`` and ``max_bytes`` of payload (at least one delivery): waits
+        ``wait_s`` for a first one, then for more until the batch is full, ``ready()`` turns
+        true (the writer is free: group commit) or ``linger_s`` passed. An urgent delivery
+        ends the wait at once and goes first (see the module doc)."""
+        limit = self.max_bytes if max_bytes is None else max_bytes
         with self._cond:
             deadline = time.monotonic() + wait_s
             while not self._items:
@@ -111,7 +114,7 @@ class BoundedBuffer:
                     return []
                 self._cond.wait(left)
             linger_end = time.monotonic() + linger_s
-            while len(self._items) < max_items and not self._urgent:
+            while len(self._items) < max_items and self._bytes < limit and not self._urgent:
                 if ready is not None and ready():
                     break
                 left = linger_end - time.monotonic()
@@ -119,15 +122,20 @@ class BoundedBuffer:
                     break
                 self._cond.wait(left)
             if self._urgent and self._items[0].urgent is False:
-                batch = self._take_fast_lane(max_items)
+                batch = self._take_fast_lane(max_items, limit)
             else:
-                batch = [self._items.popleft() for _ in range(min(max_items, len(self._items)))]
+                batch, size = [], 0
+                while self._items and len(batch) < max_items:
+                    size += len(self._items[0].payload)
+                    if batch and size > limit:
+                        break
+                    batch.append(self._items.popleft())
             self._bytes -= sum(len(d.payload) for d in batch)
             self._urgent -= sum(d.urgent for d in batch)
             self._cond.notify_all()
             return batch
 
-    def _take_fast_lane(self, max_items: int) -> list[Delivery]:
+    def _take_fast_lane(self, max_items: int, max_bytes: int) -> list[Delivery]:
         """The urgent deliveries and everything queued before them from the same gateways,
         in arrival order; the rest stays queued in its order."""
         end = max(i for i, d in enumerate(self._items) if d.urgent)
@@ -135,11 +143,17 @@ class BoundedBuffer:
         last = {keys[i]: i for i in range(end + 1) if self._items[i].urgent}
         batch: list[Delivery] = []
         rest: deque[Delivery] = deque()
+        size, full = 0, False
         for i, d in enumerate(self._items):
-            if i <= end and len(batch) < max_items and last.get(keys[i], -1) >= i:
-                batch.append(d)
-            else:
-                rest.append(d)
+            if not full and i <= end and last.get(keys[i], -1) >= i:
+                full = bool(batch) and (
+                    len(batch) >= max_items or size + len(d.payload) > max_bytes
+                )
+                if not full:
+                    batch.append(d)
+                    size += len(d.payload)
+                    continue
+            rest.append(d)
         self._items = rest
         self.fast_lane_batches += 1
         return batch

@@ -53,6 +53,15 @@ class IngestConfig(BaseModel):
     batch_size: int = Field(
         500, ge=1, le=50_000, description="Messages per database transaction at most"
     )
+    batch_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Payload bytes per transaction at most (one larger message still goes "
+        "alone). Bounds how long a commit holds the database (SQLite: the write lock that "
+        "alerts and the API also need) and so the latency behind it: 256 KiB is ~2,500 "
+        "readings",
+    )
     linger_s: float = Field(
         0.05,
         ge=0,

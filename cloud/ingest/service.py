@@ -124,8 +124,9 @@ class Ingest:
             await asyncio.shield(asyncio.to_thread(receiver.stop))
 
     def _next_batch(self) -> Prepared | None:
+        c = self.config
         batch = self.buffer.take(
-            self.config.batch_size, self.config.linger_s, 0.5, self._writer_free.is_set
+            c.batch_size, c.linger_s, 0.5, self._writer_free.is_set, c.batch_bytes
         )
         if not batch:
             return None

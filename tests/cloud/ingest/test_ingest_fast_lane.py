@@ -94,6 +94,29 @@ def test_urgent_at_the_head_is_plain_fifo() -> None:
     assert buffer.fast_lane_batches == 0
 
 
+def test_batches_are_bounded_in_bytes_too() -> None:
+    buffer = BoundedBuffer(100, 1 << 20)
+    fill(buffer, [delivery("gw1", Channel.TELEMETRY, n) for n in range(10, 16)])
+    fill(buffer, [delivery("gw2", Channel.TELEMETRY, n) for n in range(20, 26)])
+    fill(buffer, [delivery("gw2", Channel.EVENT, 26)])
+    size = len(b"gw1-telemetry-10")
+    # The fast lane first: gw2's messages, three at a time by bytes.
+    assert names(buffer.take(100, 60.0, 1.0, max_bytes=3 * size)) == [
+        "gw2-telemetry-20",
+        "gw2-telemetry-21",
+        "gw2-telemetry-22",
+    ]
+    assert len(names(buffer.take(100, 60.0, 1.0, max_bytes=3 * size + 5))) == 3
+    assert names(buffer.take(100, 60.0, 1.0, max_bytes=3 * size)) == ["gw2-event-26"]
+    assert names(buffer.take(100, 0.0, 1.0, max_bytes=2 * size)) == [
+        "gw1-telemetry-10",
+        "gw1-telemetry-11",
+    ]
+    # One delivery larger than the bound still goes, alone.
+    assert names(buffer.take(100, 0.0, 1.0, max_bytes=1)) == ["gw1-telemetry-12"]
+    assert len(buffer) == 3 and buffer.nbytes == 3 * size
+
+
 def test_take_stops_lingering_when_the_writer_is_free() -> None:
     buffer = BoundedBuffer(100, 1 << 20)
     free = threading.Event()

@@ -76,7 +76,7 @@ async def test_row_id_is_the_stored_row_and_none_for_duplicates(
         publisher.send([gw.frame(messages[3])])  # a redelivery: no row of its own
         await until(lambda: len(seen) >= 31)
     with Session(engine) as s:
-        rows = dict(s.execute(select(StoredEnvelope.msg_id, StoredEnvelope.id)).tuples().all())
+        rows = {m: i for m, i in s.execute(select(StoredEnvelope.msg_id, StoredEnvelope.id))}
     assert [m.row_id for m in seen[:30]] == [rows[m.msg_id] for m in messages]
     assert [m.row_id for m in seen[:30]] == sorted({m.row_id for m in seen[:30] if m.row_id})
     assert seen[30].duplicate and seen[30].row_id is None
