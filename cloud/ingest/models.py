@@ -19,8 +19,9 @@ class StoredMessage:
     not act on it). ``pending_devices``: the devices in it that are not approved (their
     readings are flagged; :meth:`cloud.registry.Registry.lookup` returns None for them, so
     rules skip them even in a message that is not pending as a whole).
-    ``row_id``: the ``ingest_messages.id`` of the stored row (increasing in commit order, a
-    watermark for consumers); None for duplicates and gateway states, which have no row.
+    ``row_id``: the ``ingest_messages.id`` of the stored row (None for duplicates and gateway
+    states, which have no row). One ingest process hands them out increasing; with several on
+    PostgreSQL a smaller id may commit later (ids come from a sequence before the commit).
     Gateway births and wills arrive here too (``message`` is a :class:`GatewayState`).
     """
 
