@@ -35,6 +35,8 @@ from cloud.notify.channels import Notice
 from cloud.notify.dispatcher import Notifier
 from cloud.notify.loop import LoopBound
 from cloud.registry.service import Registry
+from cloud.registry.sitefile import SiteFileError, load_site_file
+from cloud.registry.tables import Gateway
 from cloud.risk.gather import drill_alert_ids, get_drill
 from cloud.risk.tables import Drill
 from cloud.settings import Settings
@@ -151,6 +153,8 @@ def create_drill(db: Session, body: DrillIn, *, actor: str, now: datetime) -> Dr
     )
     if busy is not None:
         raise Refused(f"drill {busy} is still running for site {body.site}", conflict=True)
+    scenario = load_scenario(path)
+    _refuse_live_gateways(db, body.site, scenario)
     row = Drill(
         site=body.site,
         scenario=body.scenario,
@@ -159,11 +163,33 @@ def create_drill(db: Session, body: DrillIn, *, actor: str, now: datetime) -> Dr
         status="pending",
         created_by=actor,
         created_at=now,
-        expected=expected_of(load_scenario(path)),
+        expected=expected_of(scenario),
     )
     db.add(row)
     db.flush()
     return row
+
+
+def _refuse_live_gateways(db: Session, site: str, scenario: Scenario) -> None:
+    """A drill's simulated gateways take the ids of its site file's gateways: refuse when one
+    of them is online in the site (a real gateway would be impersonated and kicked off)."""
+    try:
+        sitefile = load_site_file(scenario.resolve(scenario.site))
+    except SiteFileError as exc:
+        raise Invalid("scenario", f"the scenario's site file is broken: {exc}") from exc
+    ids = [g.id for g in sitefile.gateways]
+    live = db.scalars(
+        select(Gateway.id).where(
+            Gateway.site == site, Gateway.id.in_(ids), Gateway.online.is_(True)
+        )
+    ).all()
+    if live:
+        raise Refused(
+            f"gateway(s) {', '.join(sorted(live))} of scenario {scenario.name} are online in "
+            f"site {site}: the drill's simulated gateways would take their place; "
+            "drill on another site id",
+            conflict=True,
+        )
 
 
 class LocalAlerts(CloudClient):

@@ -20,6 +20,7 @@ from cloud.notify.channels import DRILL_PREFIX, Notice, _email, notice_of
 from cloud.notify.dispatcher import Notifier
 from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
+from cloud.registry.tables import Gateway, Site
 from cloud.risk.drills import DrillRunner
 from cloud.risk.tables import Drill
 from cloud.settings import EmailChannel, InAppChannel, Settings
@@ -131,6 +132,13 @@ def test_drill_routes_refuse_unknown_scenario_and_a_busy_site(gov_app: GovApp) -
     again = gov_app.client.post("/api/gov/drills", headers=gov_app.headers(Role.MANAGER),
                                 json={"site": "s1", "scenario": "fire-in-building"})  # fmt: skip
     assert again.status_code == 409 and f"drill {busy}" in again.text
+    with gov_app.cloud.services.sessions.begin() as db:
+        db.add(Site(id="live", auto_approve=False))
+        db.flush()
+        db.add(Gateway(site="live", id="gw-b1", approval="approved", online=True))
+    live = gov_app.client.post("/api/gov/drills", headers=gov_app.headers(Role.MANAGER),
+                               json={"site": "live", "scenario": "fire-in-building"})  # fmt: skip
+    assert live.status_code == 409 and "gw-b1" in live.text
     guard = gov_app.client.post("/api/gov/drills", headers=gov_app.headers(Role.GUARD),
                                 json={"site": "s2", "scenario": "fire-in-building"})  # fmt: skip
     assert guard.status_code == 403
