@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.gate.capture import FolderSource, LatestFrameGrabber, open_source, read_all
+from edge.gate.capture import FolderSource, Frame, LatestFrameGrabber, open_source, read_all
 from edge.gate.errors import SourceError
 
 FRAMES_PER_CONNECTION = 30
@@ -31,8 +31,9 @@ def jpeg(i: int) -> bytes:
 class MjpegStream:
     """An HTTP MJPEG camera on 127.0.0.1 that drops the connection after 30 frames."""
 
-    def __init__(self, frame_delay: float) -> None:
+    def __init__(self, frame_delay: float, frames: list[bytes] | None = None) -> None:
         self.connections = 0
+        self.sent = 0
         delay = frame_delay
         outer = self
 
@@ -44,7 +45,8 @@ class MjpegStream:
                 self.end_headers()
                 try:
                     for i in range(FRAMES_PER_CONNECTION):
-                        data = jpeg(i)
+                        data = jpeg(i) if frames is None else frames[outer.sent % len(frames)]
+                        outer.sent += 1
                         head = b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
                         self.wfile.write(head % len(data) + data + b"\r\n")
                         time.sleep(delay)
@@ -98,6 +100,34 @@ def test_reconnects_a_dropped_stream(stream: MjpegStream) -> None:
                 last = frame.index
     assert stream.connections >= 2
     assert last >= FRAMES_PER_CONNECTION  # indices keep growing across reconnects
+
+
+def test_sample_video_over_mjpeg_arrives_intact_across_a_drop(clip: Path) -> None:
+    """The sample clip as a camera's MJPEG stream: decoded frames match what was sent, and the
+    stream (dropped every 30 frames) keeps coming."""
+    originals = [f.rgb for f in read_all(open_source(str(clip))) if f.index < 45]
+    encoded = [
+        cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+        for rgb in originals
+    ]
+    stream = MjpegStream(frame_delay=0.02, frames=[e.tobytes() for e in encoded])
+    try:
+        with LatestFrameGrabber(lambda: open_source(stream.url), backoff_s=0.05) as grabber:
+            got: list[Frame] = []
+            deadline = time.monotonic() + 60
+            while grabber.reconnects < 1 or len(got) < 35:
+                assert time.monotonic() < deadline, f"{len(got)} frames, {grabber.reconnects} drops"
+                frame = grabber.get(timeout=10)
+                if frame is not None:
+                    got.append(frame)
+    finally:
+        stream.close()
+    assert all(f.rgb.shape == (360, 640, 3) for f in got)
+    # Each frame is one of the clip's (JPEG-lossy): its best match is close.
+    last = got[-1].rgb.astype(np.float32)
+    errors = [float(np.mean(np.abs(last - o.astype(np.float32)))) for o in originals]
+    assert min(errors) < 4.0, min(errors)
+    assert stream.connections >= 2
 
 
 def test_unreachable_camera_retries_with_backoff() -> None:
