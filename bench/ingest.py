@@ -227,6 +227,7 @@ def bench_ingest(port: int, messages: int, readings: int, db_url: str) -> dict[s
             "paho_network_thread": round(paho_cpu, 3),
             "decode": round(ingest.stats.decode_cpu_s, 3),
             "store": round(ingest.stats.store_cpu_s, 3),
+            "ack": round(ingest.stats.ack_cpu_s, 3),
         },
         "batches": ingest.stats.batches,
         "fast_lane_batches": ingest.buffer.fast_lane_batches,

@@ -56,6 +56,7 @@ class IngestStats:
     hook_errors: int = 0
     decode_cpu_s: float = 0.0  # CPU seconds spent decoding batches (thread time)
     store_cpu_s: float = 0.0  # CPU seconds spent storing and committing them
+    ack_cpu_s: float = 0.0  # CPU seconds spent handing acknowledgements to paho
 
 
 class Ingest:
@@ -115,7 +116,9 @@ class Ingest:
                 if prepared is None:
                     continue
                 result = await self._store(prepared)
+                started = time.thread_time()
                 self.stats.acked += receiver.ack(prepared.deliveries)
+                self.stats.ack_cpu_s += time.thread_time() - started
                 await self._notify(result.stored)
         finally:
             if ahead is not None:
