@@ -116,6 +116,8 @@ class GateSync:
         self._passes_sent: dict[tuple[str, str], str] = {}
         self._last_version = 0
         self._published_at: dict[str, float] = {}
+        self._fresh: set[str] = set()
+        """Commands published in the current round (never re-sent in the same round)."""
         self.sent = 0
         self.resent = 0
 
@@ -127,6 +129,7 @@ class GateSync:
     def tick(self) -> None:
         """One round: new gallery versions, changed pass sets, re-sends."""
         now = self.clock()
+        self._fresh.clear()
         with self.sessions() as session:
             gateways = session.execute(
                 select(Gateway.site, Gateway.id).where(Gateway.approval != Approval.REJECTED.value)
@@ -195,6 +198,7 @@ class GateSync:
             log.warning("%s to %s/%s not queued: %s", command.name, site, gateway, exc)
             return
         self._published_at[command.cmd_id] = time.monotonic()
+        self._fresh.add(command.cmd_id)
 
     def _resend(self, session: Session, now: datetime) -> None:
         """Publish again the newest unanswered sync command per gateway and name."""
@@ -215,6 +219,8 @@ class GateSync:
                 self._published_at.pop(row.cmd_id, None)
                 continue
             last = self._published_at.get(row.cmd_id)
+            if row.cmd_id in self._fresh:
+                continue
             if last is not None and time.monotonic() - last < self.resend_s:
                 continue
             command = Command(

@@ -1,0 +1,95 @@
+"""GateSync re-sends an unanswered sync command (same cmd_id) until the gateway acknowledges."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.commands.publisher import Publisher
+from cloud.commands.service import apply_ack
+from cloud.db import create_schema, make_engine
+from cloud.faces.dbstore import DbGallery
+from cloud.gate.sync import GateSync
+from cloud.registry.tables import Gateway, Site
+from dashboards.tables import VisitorPass
+from edge.gate.passes import COMMAND, PassesSync
+from edge.testing import Subscriber, until
+from linli.services import Mosquitto
+from protocols.codec import decode, new_id
+from protocols.messages import AckStatus, Command, CommandAck
+from protocols.topics import Channel, topic_filter
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_unacknowledged_passes_sync_is_resent_until_acked(
+    tmp_path: Path, mosquitto: Mosquitto, site: str
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
+    create_schema(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    now = datetime.now(UTC)
+    with sessions() as db:
+        db.add(Site(id=site))
+        db.flush()
+        db.add(Gateway(site=site, id="gw1"))
+        db.add(
+            VisitorPass(
+                code="code-123456",
+                site=site,
+                visitor_name="v",
+                doors=[],
+                valid_from=now,
+                valid_until=now + timedelta(hours=1),
+                max_uses=1,
+                uses=0,
+                created_by="guard1",
+                created_at=now,
+                detail={},
+            )
+        )
+        db.commit()
+    sub = Subscriber(mosquitto, [topic_filter(Channel.CMD, site)])
+    publisher = Publisher("127.0.0.1", mosquitto.port, f"cloud-{site}")
+    task = asyncio.create_task(publisher.run())
+    sync = GateSync(sessions, publisher, DbGallery(engine), None, resend_s=0.0)
+    try:
+
+        def commands() -> list[Command]:
+            with sub._lock:
+                raw = list(sub.raw)
+            decoded = [decode(t, payload, uplink=False).message for t, payload, _ in raw]
+            return [m for m in decoded if isinstance(m, Command)]
+
+        await asyncio.to_thread(sync.tick)
+        await until(lambda: len(commands()) == 1, what="first passes.sync")
+        first = commands()[0]
+        assert first.name == COMMAND
+        assert [p.code for p in PassesSync.from_params(first.params).passes] == ["code-123456"]
+        await asyncio.to_thread(sync.tick)  # no answer yet: the same command again
+        await until(lambda: len(commands()) == 2, what="re-sent passes.sync")
+        assert commands()[1].cmd_id == first.cmd_id and sync.resent == 1
+        with Session(engine) as db:
+            ack = CommandAck(
+                msg_id=new_id(),
+                boot_id=new_id(),
+                seq=1,
+                ts=datetime.now(UTC),
+                cmd_id=first.cmd_id,
+                status=AckStatus.OK,
+            )
+            assert apply_ack(db, site, "gw1", ack) is not None
+            db.commit()
+        await asyncio.to_thread(sync.tick)
+        await asyncio.to_thread(sync.tick)
+        await asyncio.sleep(1.0)
+        assert len(commands()) == 2 and sync.resent == 1 and sync.sent == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        sub.close()
+        engine.dispose()
