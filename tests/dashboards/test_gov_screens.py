@@ -187,6 +187,9 @@ def test_report_dispatch_whistle_resolve_confirm_close(
     resident.select_option("#r-building", "b1")
     resident.fill("#r-location", "3F corridor")
     resident.fill("#r-description", "E-bike charging in the corridor overnight")
+    camera = resident.locator("#r-photo")  # the phone's camera opens for it
+    expect(camera).to_have_attribute("accept", "image/*")
+    expect(camera).to_have_attribute("capture", "environment")
     resident.set_input_files("#r-photo", str(photo_file(tmp_path)))
     expect(resident.locator("#r-photo-info")).to_have_text(
         w("resident.photo_ready", w=1600, h=1200)
@@ -286,7 +289,7 @@ def test_report_dispatch_whistle_resolve_confirm_close(
     expect(manager.locator("#incident-state")).to_have_attribute("data-state", "resolved")
     manager.click("button[data-action='close']")
     expect(manager.locator("#close-error")).to_contain_text(w("incidents.close_refused"))
-    shot(manager, f"gov-close-refused-{suffix}")
+    shot(manager, f"gov-board-{suffix}", docs=True)
 
     # 7. The resident confirms with 4 stars.
     resident.reload()
@@ -314,7 +317,7 @@ def test_report_dispatch_whistle_resolve_confirm_close(
     expect(manager.locator("#gov-timeline")).to_contain_text(w("gov.action.whistle_ack"))
     expect(manager.locator("#incident-detail")).to_contain_text("★★★★")
     assert_no_raw_keys(manager)
-    shot(manager, f"gov-incidents-{suffix}", docs=True)
+    shot(manager, f"gov-incident-closed-{suffix}")
 
     # The committee's statistics count it: its category and building, and the property's
     # deadline was missed (late, 0 % on time); response times are measured.
@@ -342,6 +345,40 @@ def test_report_dispatch_whistle_resolve_confirm_close(
     expect(report.locator("body")).to_contain_text(f"#{incident_id}")
     assert report.locator("html").get_attribute("lang") == locale
     report.close()
+
+
+def test_resident_reopens_a_resolved_report_with_a_reason(pages: Pages, gov: Gov) -> None:
+    w = Words("zh-CN")
+    with httpx.Client(base_url=gov.url, timeout=30) as resident_api:
+        login = {"username": "resident1", "password": PASSWORD}
+        assert resident_api.post("/api/auth/login", json=login).status_code == 200
+        made = resident_api.post("/api/gov/reports", json={
+            "site": gov.site, "category": "repair_water", "building": "b2",
+            "location": "地下车库", "description": "水管漏水"})  # fmt: skip
+        assert made.status_code == 201, made.text
+    incident = made.json()["id"]
+    gov.post(f"/api/gov/incidents/{incident}/dispatch", org_id=gov.property["id"])
+    gov.post(f"/api/gov/incidents/{incident}/resolve", note="已更换阀门")
+
+    page = in_language(pages, "zh-CN", **PHONE)
+    sign_in(page, gov.url, "resident1")
+    page.wait_for_selector("body[data-ready='1']")
+    card = page.locator(f"#report-{incident}")
+    expect(card).to_have_attribute("data-state", "resolved")
+    card.locator(".gov-card-head").click()
+    expect(card).to_contain_text("已更换阀门")  # the disposal note
+    card.locator("button.confirm").click()  # no stars chosen: refused on the page
+    expect(card.locator(".feedback .error")).to_have_text(w("resident.pick_rating"))
+    card.locator("button.reopen").click()  # no reason: refused on the page
+    expect(card.locator(".feedback .error")).to_have_text(w("resident.need_reason"))
+    card.locator(".reopen-reason").fill("还在漏水")
+    card.locator("button.reopen").click()
+    expect(card).to_have_attribute("data-state", "in_progress")
+    expect(card.locator("#gov-timeline li[data-action='reopen']")).to_contain_text("还在漏水")
+    detail = gov.get(f"/api/gov/incidents/{incident}")
+    assert isinstance(detail, dict) and detail["state"] == "in_progress"
+    assert detail["confirmed_at"] is None and detail["rating"] is None
+    assert_no_raw_keys(page)
 
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
