@@ -146,6 +146,12 @@ class Words:
         return text
 
 
+def assert_fits_the_phone(page: Page) -> None:
+    """Nothing sticks out sideways at 360 px: no horizontal scrolling."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+
+
 def shot(page: Page, name: str, docs: bool = False) -> None:
     """A screenshot from the top of the page (test-artifacts/; docs/screenshots/ when asked)."""
     page.evaluate("window.scrollTo(0, 0)")
@@ -209,6 +215,7 @@ def test_report_dispatch_whistle_resolve_confirm_close(
     image = cv2.imdecode(np.frombuffer(stored.content, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and stored.content[:3] == b"\xff\xd8\xff"
     assert image.shape[:2] == (1200, 1600)
+    assert_fits_the_phone(resident)
     shot(resident, f"gov-resident-{suffix}", docs=True)
 
     # 2. The manager sees it on the board and dispatches it to the property with a deadline.
@@ -257,6 +264,7 @@ def test_report_dispatch_whistle_resolve_confirm_close(
     whistle = fire.locator(".gov-card[data-whistle]")
     expect(whistle).to_have_attribute("data-next", "ack")
     assert_no_raw_keys(fire)
+    assert_fits_the_phone(fire)
     shot(fire, f"gov-responder-{suffix}", docs=True)
     for stage, after in [("ack", "arrive"), ("arrive", "resolve"), ("resolve", None)]:
         if after is None:
