@@ -382,7 +382,7 @@ def test_resident_reopens_a_resolved_report_with_a_reason(pages: Pages, gov: Gov
     card.locator(".reopen-reason").fill("还在漏水")
     card.locator("button.reopen").click()
     expect(card).to_have_attribute("data-state", "in_progress")
-    expect(card.locator("#gov-timeline li[data-action='reopen']")).to_contain_text("还在漏水")
+    expect(card.locator(".timeline li[data-action='reopen']")).to_contain_text("还在漏水")
     detail = gov.get(f"/api/gov/incidents/{incident}")
     assert isinstance(detail, dict) and detail["state"] == "in_progress"
     assert detail["confirmed_at"] is None and detail["rating"] is None

@@ -50,10 +50,10 @@ const LinliGov = (() => {
     if (d.org_name) words.push("· " + d.org_name);
     return words.join(" ");
   }
-  function timeline(incident) {
+  function timeline(incident, id) {
     return el(
       "ul",
-      { class: "timeline", id: "gov-timeline" },
+      { class: "timeline", id: id || null },
       ...(incident.timeline || []).map((entry) =>
         el(
           "li",

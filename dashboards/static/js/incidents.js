@@ -158,7 +158,7 @@
         act(i.id, "comment", { text: comment.value.trim() });
       }, "ghost")),
       el("h3", {}, t("gov.timeline")),
-      G.timeline(i),
+      G.timeline(i, "gov-timeline"),
     );
   }
 
