@@ -7,7 +7,7 @@ its history. A :class:`Door` "on" means the lock is released; ``door.open`` relo
 ``door.open``   target = door id (optional when the gateway has one door); params ``seconds``,
                 or ``hold: true`` to stay released until ``door.lock`` (evacuation)
 ``door.lock``   target = door id
-``siren.on``    target optional (the gateway's siren)
+``siren.on``    target optional (no target: every siren of the gateway)
 ``siren.off``
 """
 
@@ -145,28 +145,29 @@ class Door:
 class Actuators:
     """The gateway's siren and doors, and their command handlers."""
 
-    def __init__(self, siren: Siren | None, doors: dict[str, Door]) -> None:
-        self.siren = siren
+    def __init__(self, sirens: dict[str, Siren], doors: dict[str, Door]) -> None:
+        self.sirens = sirens
         self.doors = doors
 
     @classmethod
     def from_config(cls, config: ActuatorsConfig) -> Actuators:
-        siren = (
-            Siren(config.siren_id, make_output(config.siren_id, config.siren))
-            if config.siren is not None
-            else None
-        )
+        sirens = {s.id: Siren(s.id, make_output(s.id, s.output)) for s in config.siren_list()}
         doors = {
             d.id: Door(d.id, make_output(d.id, d.output), d.open_seconds) for d in config.doors
         }
-        return cls(siren, doors)
+        return cls(sirens, doors)
+
+    @property
+    def siren(self) -> Siren | None:
+        """The first siren (gateways with one siren), or None."""
+        return next(iter(self.sirens.values()), None)
 
     def close(self) -> None:
         for door in self.doors.values():
             door.lock()
             door.output.close()
-        if self.siren is not None:
-            self.siren.output.close()
+        for siren in self.sirens.values():
+            siren.output.close()
 
     def _door(self, command: Command) -> Door:
         if command.target is None:
@@ -178,12 +179,16 @@ class Actuators:
             raise CommandRefused(f"unknown door {command.target!r}")
         return door
 
-    def _siren(self, command: Command) -> Siren:
-        if self.siren is None:
+    def _sirens(self, command: Command) -> list[Siren]:
+        """The target siren, or every siren of the gateway when there is no target."""
+        if not self.sirens:
             raise CommandRefused("this gateway has no siren")
-        if command.target not in (None, self.siren.id):
+        if command.target is None:
+            return list(self.sirens.values())
+        siren = self.sirens.get(command.target)
+        if siren is None:
             raise CommandRefused(f"unknown siren {command.target!r}")
-        return self.siren
+        return [siren]
 
     async def door_open(self, command: Command) -> Result:
         door = self._door(command)
@@ -202,14 +207,19 @@ class Actuators:
         return {"door": door.id, "released": False}
 
     async def siren_on(self, command: Command) -> Result:
-        siren = self._siren(command)
-        siren.on()
-        return {"siren": siren.id, "on": True}
+        return self._switch(self._sirens(command), on=True)
 
     async def siren_off(self, command: Command) -> Result:
-        siren = self._siren(command)
-        siren.off()
-        return {"siren": siren.id, "on": False}
+        return self._switch(self._sirens(command), on=False)
+
+    @staticmethod
+    def _switch(sirens: list[Siren], *, on: bool) -> Result:
+        for siren in sirens:
+            if on:
+                siren.on()
+            else:
+                siren.off()
+        return {"siren": ",".join(s.id for s in sirens), "on": on}
 
     def register(self, registry: CommandRegistry) -> None:
         registry.register("door.open", self.door_open)

@@ -216,10 +216,37 @@ class DoorConfig(Strict):
     open_seconds: float = Field(5.0, gt=0, le=600, description="door.open relocks after this")
 
 
+class SirenConfig(Strict):
+    id: Ident
+    output: OutputConfig = OutputConfig()
+
+
 class ActuatorsConfig(Strict):
+    """Doors and sirens. One siren: ``siren`` + ``siren_id`` (the default: a simulated one);
+    several (one per floor, say): ``sirens``, each with its id — a fire rule targets the
+    sirens of its zone by id, so a gateway must know every siren it drives."""
+
     siren: OutputConfig | None = OutputConfig()
     siren_id: Ident = "siren"
+    sirens: list[SirenConfig] = Field(default_factory=list)
     doors: list[DoorConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ActuatorsConfig:
+        if self.sirens and self.model_fields_set & {"siren", "siren_id"}:
+            raise ValueError("give either siren/siren_id or sirens, not both")
+        ids = [s.id for s in self.sirens]
+        if len(set(ids)) != len(ids):
+            raise ValueError("sirens: duplicate id")
+        return self
+
+    def siren_list(self) -> list[SirenConfig]:
+        """Every siren of the gateway (the single ``siren`` when ``sirens`` is empty)."""
+        if self.sirens:
+            return list(self.sirens)
+        if self.siren is None:
+            return []
+        return [SirenConfig(id=self.siren_id, output=self.siren)]
 
 
 class RulesMode(StrEnum):

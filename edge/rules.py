@@ -167,7 +167,7 @@ class LocalRules:
         kind = action.target.kind
         actuators = self.agent.actuators
         if kind is DeviceKind.SIREN:
-            return [None] if actuators.siren is not None else []
+            return [None] if actuators.sirens else []  # None: every siren
         if kind is DeviceKind.DOOR_LOCK:
             return list(actuators.doors)
         return [dev for dev, k in self.agent.kinds.items() if k is kind]

@@ -133,8 +133,7 @@ class SimGateway:
         pairs: list[tuple[str, str, bool, object]] = [
             (door.id, "locked", True, door.output) for door in acts.doors.values()
         ]
-        if acts.siren is not None:
-            pairs.append((acts.siren.id, "on", False, acts.siren.output))
+        pairs += [(siren.id, "on", False, siren.output) for siren in acts.sirens.values()]
         for ident, metric_name, invert, output in pairs:
             dev = self.devices.get(ident)
             if dev is None or not isinstance(output, SimulatedOutput):
@@ -144,13 +143,10 @@ class SimGateway:
     def actuated(self, device: str) -> bool:
         """Whether a door lock was ever released / a siren ever sounded by the agent."""
         acts = self.agent.actuators
-        door = acts.doors.get(device)
-        if door is not None:
-            output = door.output
-        elif acts.siren is not None and acts.siren.id == device:
-            output = acts.siren.output
-        else:
+        actuator = acts.doors.get(device) or acts.sirens.get(device)
+        if actuator is None:
             return False
+        output = actuator.output
         if isinstance(output, SimulatedOutput):
             return any(on for _, on in output.history)
         return bool(output.value)

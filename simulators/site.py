@@ -117,11 +117,11 @@ def gateway_config(sitefile: SiteFile, gateway_id: str, options: SiteOptions) ->
             "period": options.report_period,
         },
         "drivers": drivers,
-        "actuators": {
-            "siren": {"type": "simulated"} if sirens else None,
-            "siren_id": sirens[0] if sirens else "siren",
-            "doors": doors,
-        },
+        "actuators": (
+            {"sirens": [{"id": s} for s in sirens], "doors": doors}
+            if sirens
+            else {"siren": None, "doors": doors}
+        ),
         "health": {"interval": options.health_interval},
     }
     try:
