@@ -190,6 +190,7 @@ OTHER_AREAS = frozenset(
         "LINLI_CLOUD",
         "LINLI_DATABASE_URL",
         "LINLI_FACES_GALLERY",
+        "LINLI_GATE_URL",
         "LINLI_FUZZ_EXAMPLES",
         "LINLI_SHARED_DATA",
         "LINLI_TOKEN",
