@@ -104,6 +104,8 @@ class Notification(Base):
     ts: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
+    username: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    """Set on a personal notice (role ``personal``): only this user sees it."""
     severity: Mapped[str] = mapped_column(String(16))
     title_en: Mapped[str] = mapped_column(String(200))
     title_zh: Mapped[str] = mapped_column(String(200))

@@ -27,6 +27,10 @@ from cloud.settings import Channel, EmailChannel, InAppChannel, WebhookChannel
 log = logging.getLogger(__name__)
 
 WHISTLE = "whistle"
+USERS = "users"
+"""The pseudo-channel of :meth:`Notifier.tell`: in-app notices to named users."""
+PERSONAL = "personal"
+"""The ``role`` of a notification addressed to one user (no role is called that)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,7 @@ class _Job:
     channel: str
     notice: Notice
     url: str | None = None  # the whistle's own URL
+    users: tuple[str, ...] = ()  # USERS: who gets the in-app notice
 
 
 class Notifier(LoopBound):
@@ -72,6 +77,13 @@ class Notifier(LoopBound):
                 self.failed[name] += 1
                 continue
             self._put(_Job(name, notice))
+
+    def tell(self, users: Iterable[str], notice: Notice) -> None:
+        """An in-app notice to each of ``users`` personally (a drill's participants), whatever
+        their role — besides the role-based channels of :meth:`submit`."""
+        named = tuple(dict.fromkeys(users))
+        if named:
+            self._put(_Job(USERS, notice, users=named))
 
     def whistle(self, notice: Notice) -> None:
         """Call the outside department's whistle webhook (critical alerts escalating)."""
@@ -156,6 +168,20 @@ class Notifier(LoopBound):
         await self._record(job, ok=False, attempts=attempt, error=error)
 
     async def _send(self, job: _Job) -> None:
+        if job.users:
+            try:
+                await asyncio.to_thread(self._store_for_users, job.users, job.notice)
+            except SQLAlchemyError as exc:
+                raise DeliveryError(job.channel, f"database: {exc}") from exc
+            self.hub.publish(
+                {
+                    "type": "notification",
+                    "roles": [],
+                    "users": list(job.users),
+                    "notice": job.notice.model_dump(mode="json"),
+                }
+            )
+            return
         if job.url is not None:
             await post_json(job.channel, job.url, job.notice.model_dump(mode="json"), 10.0)
             return
@@ -178,19 +204,25 @@ class Notifier(LoopBound):
             )
 
     def _store_inapp(self, channel: InAppChannel, notice: Notice) -> None:
+        self._store(notice, [{"role": role} for role in channel.roles])
+
+    def _store_for_users(self, users: tuple[str, ...], notice: Notice) -> None:
+        self._store(notice, [{"role": PERSONAL, "username": user} for user in users])
+
+    def _store(self, notice: Notice, recipients: list[dict[str, str]]) -> None:
         now = datetime.now(UTC)
         title_en, title_zh = (t[:200] for t in notice.titles())
         with self.sessions.begin() as db:
-            for role in channel.roles:
+            for recipient in recipients:
                 db.add(
                     Notification(
                         ts=now,
                         alert_id=notice.alert_id,
-                        role=role,
                         severity=notice.severity,
                         title_en=title_en,
                         title_zh=title_zh,
                         reason=notice.kind,
+                        **recipient,
                     )
                 )
 

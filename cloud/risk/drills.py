@@ -305,6 +305,7 @@ class DrillRunner(LoopBound):
             drill=True,
         )
         self.notifier.submit(self.settings.channels, notice)
+        self.notifier.tell(row.participants, notice)
 
     def _prepare(self, drill_id: int) -> tuple[Drill, Scenario]:
         with self.sessions() as db:

@@ -1,4 +1,4 @@
-"""In-app notifications for the signed-in user's role."""
+"""In-app notifications for the signed-in user's role, and those addressed to them by name."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from cloud.alerts.tables import Notification
 from cloud.api.params import Offset
@@ -24,6 +24,7 @@ class NotificationOut(BaseModel):
     ts: datetime
     alert_id: int | None
     role: str
+    username: str | None = None
     severity: str
     title_en: str
     title_zh: str
@@ -39,6 +40,6 @@ def my_notifications(
 ) -> list[NotificationOut]:
     q = select(Notification).where(Notification.id > since_id)
     if who.role is not Role.ADMIN:
-        q = q.where(Notification.role == who.role.value)
+        q = q.where(or_(Notification.role == who.role.value, Notification.username == who.username))
     rows = db.scalars(q.order_by(Notification.id.desc()).limit(limit))
     return [NotificationOut.model_validate(r) for r in rows]

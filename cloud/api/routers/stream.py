@@ -51,10 +51,10 @@ async def stream(websocket: WebSocket, who: AnyUser, svc: Svc, topics: str | Non
 
 
 def _for(who: Principal, event: dict[str, Any]) -> bool:
-    """In-app notifications go to the roles they name (admins see everything)."""
+    """In-app notifications go to the roles and users they name (admins see everything)."""
     if event.get("type") != "notification" or who.role is Role.ADMIN:
         return True
-    return who.role.value in event.get("roles", ())
+    return who.role.value in event.get("roles", ()) or who.username in event.get("users", ())
 
 
 async def _drain(websocket: WebSocket) -> None:

@@ -153,3 +153,39 @@ def test_drill_routes_refuse_unknown_scenario_and_a_busy_site(gov_app: GovApp) -
     wrong = gov_app.client.get("/api/gov/reports/after-action/alert/1.pdf",
                                headers=gov_app.headers(Role.MANAGER))  # fmt: skip
     assert wrong.status_code == 422
+
+
+@pytest.mark.anyio
+async def test_participants_are_told_personally_and_see_it_whatever_their_role(
+    sessions: sessionmaker[Session],
+) -> None:
+    notifier = Notifier({"app": InAppChannel(roles=("manager",))}, sessions, Hub())
+    notice = Notice(
+        kind="drill",
+        alert_id=None,
+        site="s1",
+        rule_id="drill",
+        subject="fire",
+        severity="info",
+        status="started",
+        title_en="Drill fire started",
+        title_zh="演练 fire 开始",
+        ts=datetime.now(UTC).isoformat(),
+        drill=True,
+    )
+    worker = asyncio.create_task(notifier.run())
+    try:
+        async with notifier.hub.subscribe(frozenset({"notification"})) as sub:
+            notifier.submit(["app"], notice)
+            notifier.tell(["responder1", "resident7", "responder1"], notice)
+            async with asyncio.timeout(20):
+                await notifier.join()
+                events = [await sub.get(), await sub.get()]
+    finally:
+        worker.cancel()
+    with sessions() as db:
+        rows = db.execute(select(Notification.role, Notification.username)).all()
+    assert sorted(rows, key=str) == sorted(
+        [("manager", None), ("personal", "responder1"), ("personal", "resident7")], key=str
+    )
+    assert {tuple(e.get("users", ())) for e in events} == {(), ("responder1", "resident7")}

@@ -138,6 +138,11 @@ async def test_fire_drill_after_action_report(
             drill_notes = [n.title_en for n in notes if n.alert_id is None]
             assert f"{DRILL_PREFIX}Drill {SCENARIO} started" in drill_notes
             assert f"{DRILL_PREFIX}Drill {SCENARIO} finished" in drill_notes
+            # the participant (a responder, whom the in-app channel's roles do not reach) is told
+            mine = (await http.get("/api/notifications", headers=auth("responder1"))).json()
+            assert {f"{DRILL_PREFIX}Drill {SCENARIO} {s}" for s in ("started", "finished")} <= {
+                n["title_en"] for n in mine if n["username"] == "responder1"
+            }
 
             url = f"/api/gov/reports/after-action/drill/{drill_id}"
             report = (await http.get(f"{url}.json", headers=auth("manager1"))).json()
