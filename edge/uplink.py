@@ -85,6 +85,7 @@ class Uplink:
         self._client: mqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
+        self._subscribed = asyncio.Event()
         self._lost = asyncio.Event()
         self._closing = False
 
@@ -96,6 +97,12 @@ class Uplink:
 
     async def wait_connected(self) -> None:
         await self._connected.wait()
+
+    async def wait_subscribed(self) -> None:
+        """Wait until the broker confirmed the cmd/config subscriptions of this connection:
+        from then on a command sent to the gateway reaches it (before, a first connection
+        may not have them yet)."""
+        await self._subscribed.wait()
 
     def _state(self, status: GatewayStatus, reason: str | None = None) -> bytes:
         return encode(
@@ -147,6 +154,7 @@ class Uplink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _connect(self, client: mqtt.Client) -> None:
@@ -196,6 +204,19 @@ class Uplink:
     ) -> None:
         self._call(self._set_lost, str(reason))
 
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the downlink subscriptions: %s", reasons)
+            return
+        self._call(self._subscribed.set)
+
     def _on_publish(
         self,
         client: mqtt.Client,
@@ -222,6 +243,7 @@ class Uplink:
     def _set_lost(self, reason: str) -> None:
         was = self._connected.is_set()
         self._connected.clear()
+        self._subscribed.clear()
         self._lost.set()
         if was and not self._closing:
             log.warning("uplink lost: %s", reason)

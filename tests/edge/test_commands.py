@@ -62,7 +62,7 @@ async def test_round_trip_expired_duplicate_and_unknown(
     siren_output = agent.actuators.siren.output if agent.actuators.siren else None
     assert isinstance(door_output, SimulatedOutput) and isinstance(siren_output, SimulatedOutput)
     async with running(agent):
-        await agent.uplink.wait_connected()
+        await agent.uplink.wait_subscribed()
         open_door = command("door.open", "door-1")
         expired = command("siren.on", ttl=-0.5)
         unknown = command("gallery.sync")
@@ -99,7 +99,7 @@ async def test_duplicate_detection_survives_a_restart(
     for boot in range(2):  # the same command to two boots of the agent with the same state dir
         agent = EdgeAgent(config)
         async with running(agent):
-            await agent.uplink.wait_connected()
+            await agent.uplink.wait_subscribed()
             publish_downlink(mosquitto, site, "gw1", Channel.CMD, encode(siren_on))
 
             def acked(_: object, n: int = boot + 1) -> bool:
@@ -134,7 +134,7 @@ async def test_plugged_in_handler_and_its_failure(
         agent.commands.register("gallery.sync", gallery_sync)
     good, bad = command("gallery.sync", version=7.0), command("gallery.sync")
     async with running(agent):
-        await agent.uplink.wait_connected()
+        await agent.uplink.wait_subscribed()
         publish_downlink(mosquitto, site, "gw1", Channel.CMD, encode(good))
         publish_downlink(mosquitto, site, "gw1", Channel.CMD, encode(bad))
         publish_downlink(mosquitto, site, "gw1", Channel.CMD, b'{"not": "a command"}')
@@ -160,7 +160,7 @@ async def test_config_update_changes_the_report_policy(
     typo = command("config.update", params={"report.perod": 1.0})
     bad = command("config.update", params={"report.mode": "sometimes", "health.interval": 99.0})
     async with running(agent):
-        await agent.uplink.wait_connected()
+        await agent.uplink.wait_subscribed()
         for cmd in (update, typo, bad):
             publish_downlink(mosquitto, site, "gw1", Channel.CMD, encode(cmd))
         await sub.await_for(lambda _: len(acks(sub)) == 3)
