@@ -87,6 +87,12 @@ class Ingest:
     def queue_depth(self) -> int:
         return len(self.buffer)
 
+    @property
+    def settled(self) -> bool:
+        """Nothing received is waiting to be stored and acknowledged (a batch being decoded
+        between the buffer and the writer is not seen: callers poll)."""
+        return not self.buffer and self.stats.received == self.stats.acked
+
     async def run(self) -> None:
         """Connect, then store batches until cancelled.
 

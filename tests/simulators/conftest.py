@@ -48,7 +48,7 @@ class InProcessCloud:
         runner, ingest = self.services.runner, self.services.ingest
         assert runner is not None and ingest is not None
         for _ in range(250):  # 5 s at most: a stuck pipeline must still let the run go on
-            if not (ingest.queue_depth or ingest.stats.received != ingest.stats.acked):
+            if ingest.settled:
                 break
             await asyncio.sleep(0.02)
         with contextlib.suppress(TimeoutError):
