@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -106,22 +107,32 @@ class GateService:
     def _work(self) -> None:
         live = "://" in self.source or self.source.isdigit()
         if not live:  # files and folders: every frame in order (a replay, a test, a demo)
+            # A replay keeps its own clock (start + media time): on a busy machine the frames
+            # arrive late, but a face seen in 0.3 s of video is still one track and one vote.
+            start = datetime.now(UTC)
             for frame in read_all(self.opener()):
                 if self._stop.is_set():
                     return
                 if frame.index % self.stride == 0:
-                    self._process(frame.rgb)
+                    at = (
+                        None
+                        if frame.position_s is None
+                        else start + timedelta(seconds=frame.position_s)
+                    )
+                    self._process(frame.rgb, at or datetime.now(UTC))
             return
         with LatestFrameGrabber(self.opener) as grabber:
             while not self._stop.is_set():
                 newest = grabber.get(timeout=1.0)
                 if newest is not None:
-                    self._process(newest.rgb)
+                    # When the frame was captured, not when the worker got to it.
+                    age = max(0.0, time.monotonic() - newest.captured)
+                    self._process(newest.rgb, datetime.now(UTC) - timedelta(seconds=age))
 
-    def _process(self, rgb: RGB) -> None:
+    def _process(self, rgb: RGB, at: datetime) -> None:
         self.frames += 1
         try:
-            self.gate.frame(rgb, datetime.now(UTC))
+            self.gate.frame(rgb, at)
         except (RuntimeError, ValueError, cv2.error) as exc:  # dlib/OpenCV on a bad frame
             self.errors += 1
             log.warning("gate %s: frame %d skipped: %s", self.gate.door, self.frames, exc)

@@ -72,8 +72,10 @@ class GallerySync:
         bundle = bundles.parse(data, expected_sha256=sha256)
         if bundle.version != version:
             raise GalleryError(f"bundle holds version {bundle.version}, command said {version}")
-        self._install(bundle, data)
+        # Saved before it is swapped in: whoever sees the new version (a test, an operator, the
+        # cloud's acknowledgement) may rely on a reboot keeping it.
         self._save(data)
+        self._install(bundle, data)
         log.info("gallery version %d installed (%d people)", version, len(bundle.people))
         return {
             "version": float(version),
