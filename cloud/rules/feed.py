@@ -19,7 +19,9 @@ gateway boot has an earlier ``seq`` not yet seen waits for it up to ``hold_s`` (
 message may still be in another ingest process's batch), and within a step each gateway boot's
 messages are put in ``seq`` order (the order the gateway made them) before they reach the
 engine, keeping every device's observations in order. A message that still arrives after a
-later one of its gateway was evaluated is evaluated anyway and counted as ``late``.
+later one of its gateway was evaluated is evaluated anyway and counted as ``late``. A boot
+seen for the first time waits for its seq 0 the same way (after a restart of this process, a
+boot whose earlier messages are all below the watermark waits ``hold_s`` once).
 """
 
 from __future__ import annotations
@@ -250,7 +252,8 @@ class StoredFeed:
                 if now - seen >= hold_s:
                     continue
                 mine = seqs[(row.site, row.gateway, row.boot_id)]
-                last = self._last_seq.get((row.site, row.gateway, row.boot_id), mine[0] - 1)
+                # A boot not seen yet: its messages count from seq 0 (edge/envelope.py).
+                last = self._last_seq.get((row.site, row.gateway, row.boot_id), -1)
                 if row.seq <= last + 1:
                     continue
                 present = bisect.bisect_left(mine, row.seq) - bisect.bisect_right(mine, last)

@@ -227,3 +227,16 @@ async def test_the_feed_puts_each_gateway_in_order_and_waits_for_a_missing_id(
     with sessions() as db:
         q = select(func.min(ReadingRow.id)).where(ReadingRow.msg_id == message.msg_id)
         assert runner.floor() < int(db.scalar(q) or 0)
+
+    # A boot seen for the first time waits for its seq 0 as well: each boot counts from 0, and
+    # another ingest process may still hold the first message.
+    await step()
+    assert runner.watermark == following[0].row_id
+    fresh = Gateway()
+    second = store(sessions, registry, [fresh.smoke(True, seq=1)])
+    await step()
+    assert runner.watermark == following[0].row_id
+    zero = store(sessions, registry, [fresh.smoke(False, seq=0)])
+    assert second[0].row_id is not None and zero[0].row_id is not None
+    await step()
+    assert runner.watermark == zero[0].row_id and runner.counts["late"] == 1
