@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -32,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-group", help="MQTT 5 shared-subscription group")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--queue-bound", type=int, default=2000)
+    p.add_argument(
+        "--mode",
+        choices=("inprocess", "split"),
+        default="inprocess",
+        help="split: a receiver process appends to a raw log and acks (docs/cloud-ingest.md)",
+    )
+    p.add_argument("--rawlog", type=Path, help="split mode: the raw log file")
     p.add_argument("--no-create-schema", action="store_true", help="do not migrate at start")
     return p
 
@@ -59,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             shared_group=args.shared_group,
             batch_size=args.batch_size,
             queue_bound=args.queue_bound,
+            mode=args.mode,
+            rawlog_path=args.rawlog,
         )
     except ValidationError as exc:
         print(f"bad ingest settings: {exc}")

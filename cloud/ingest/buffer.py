@@ -23,6 +23,9 @@ from datetime import datetime
 from protocols.errors import ProtocolError
 from protocols.topics import parse_topic
 
+MAX_BUFFER_BYTES = 64 * 1024 * 1024
+"""Payload bytes held between receipt and storage, at most (besides ``queue_bound``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

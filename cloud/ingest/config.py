@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -86,6 +87,47 @@ class IngestConfig(BaseModel):
         1.0, description="First delay before retrying a failed database write (doubles, capped)"
     )
     reconnect_max_s: int = Field(30, ge=1, le=600, description="Cap of the reconnect backoff")
+    mode: Literal["inprocess", "split"] = Field(
+        "inprocess",
+        title="Ingest mode",
+        description="inprocess: this process receives, stores, then acknowledges. split: a "
+        "receiver process (python -m cloud.ingest.receive, started and supervised by Ingest) "
+        "appends deliveries to a durable raw log and acknowledges them; this process expands "
+        "the log into the database (docs/cloud-ingest.md)",
+    )
+    rawlog_path: Path | None = Field(
+        None,
+        description="split mode: the raw log's SQLite file (None: ingest-rawlog-<client_id>"
+        ".sqlite in the current directory; the app puts it beside the database). One per "
+        "client id",
+    )
+    rawlog_budget_rows: int = Field(
+        200_000,
+        ge=1,
+        description="split mode: when this many logged messages wait to be stored, the "
+        "receiver stops taking messages (nothing is acknowledged; the broker holds them)",
+    )
+    rawlog_budget_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024,
+        description="split mode: the same bound in payload bytes",
+    )
+    rawlog_poll_s: float = Field(
+        0.005,
+        gt=0,
+        le=0.01,
+        description="split mode: how often an idle ingest looks for new rows in the raw log "
+        "(it is on the alert path: at most 10 ms)",
+    )
+    rawlog_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="split mode: SQLite synchronous level of the raw log. NORMAL (as the "
+        "main SQLite database): an acknowledged message survives any process being killed; "
+        "FULL: also an OS crash or power loss (an fsync per batch)",
+    )
+    rawlog_truncate_rows: int = Field(
+        5000, ge=1, description="split mode: rows deleted below the mark per step, at most"
+    )
 
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> IngestConfig:
@@ -98,6 +140,12 @@ class IngestConfig(BaseModel):
                 f"batch_size ({self.batch_size}) must not exceed queue_bound ({self.queue_bound})"
             )
         return self
+
+    def rawlog_file(self) -> Path:
+        """The raw log of this client id (split mode)."""
+        if self.rawlog_path is not None:
+            return self.rawlog_path
+        return Path(f"ingest-rawlog-{self.client_id}.sqlite")
 
     def filters(self) -> tuple[str, ...]:
         """The subscription filters, built by protocols.topics."""

@@ -18,24 +18,32 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from cloud.ingest.buffer import BoundedBuffer
+from cloud.ingest.buffer import MAX_BUFFER_BYTES, BoundedBuffer, Delivery
 from cloud.ingest.config import IngestConfig
 from cloud.ingest.models import OnStored, StoredMessage
+from cloud.ingest.rawlog import ReceiverStatus
 from cloud.ingest.receiver import Receiver
+from cloud.ingest.split import LogSource
 from cloud.ingest.store import STORE_ERROR, BatchResult, BatchWriter, Prepared
 from cloud.registry.service import Registry
 
 log = logging.getLogger(__name__)
 
-MAX_BUFFER_BYTES = 64 * 1024 * 1024
-"""Payload bytes held between receipt and storage, at most (besides ``queue_bound``)."""
+
+class _Source(Protocol):
+    """Where deliveries come from: the MQTT receiver (in-process) or the raw log (split)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def ack(self, deliveries: Iterable[Delivery]) -> int: ...
 
 
 @dataclass(slots=True)
@@ -76,7 +84,8 @@ class Ingest:
         self.buffer = BoundedBuffer(config.queue_bound, MAX_BUFFER_BYTES)
         self.writer = BatchWriter(engine, registry, thumbnail_ttl)
         self.stats = IngestStats()
-        self.receiver: Receiver | None = None
+        self.receiver: Receiver | None = None  # in-process mode
+        self.log_source: LogSource | None = None  # split mode
         self._subscribed = asyncio.Event()
         self._registry_stale = False
         # Set while the loop waits for the next batch: taking it then, however small, beats
@@ -85,13 +94,24 @@ class Ingest:
 
     @property
     def queue_depth(self) -> int:
+        """Messages received and not yet taken into a batch (split mode: including the raw
+        log's rows not yet read)."""
+        if self.log_source is not None:
+            return len(self.buffer) + self.log_source.backlog_rows
         return len(self.buffer)
 
     @property
     def settled(self) -> bool:
         """Nothing received is waiting to be stored and acknowledged (a batch being decoded
-        between the buffer and the writer is not seen: callers poll)."""
-        return not self.buffer and self.stats.received == self.stats.acked
+        between the buffer and the writer is not seen: callers poll). Split mode: also the
+        receiver process has appended everything it took and the raw log is all stored."""
+        local = not self.buffer and self.stats.received == self.stats.acked
+        return local and (self.log_source is None or self.log_source.drained)
+
+    @property
+    def receiver_status(self) -> ReceiverStatus | None:
+        """Split mode: the receiver process's counters as it last wrote them."""
+        return None if self.log_source is None else self.log_source.status
 
     async def run(self) -> None:
         """Connect, then store batches until cancelled.
@@ -107,9 +127,15 @@ class Ingest:
         def subscribed() -> None:
             loop.call_soon_threadsafe(self._subscribed.set)
 
-        receiver = Receiver(self.config, self.buffer, subscribed)
-        self.receiver = receiver
+        receiver: _Source
+        supervisor: asyncio.Task[None] | None = None
+        if self.config.mode == "split":
+            receiver = self.log_source = LogSource(self.config, self.buffer, subscribed)
+        else:
+            receiver = self.receiver = Receiver(self.config, self.buffer, subscribed)
         receiver.start()
+        if self.log_source is not None:
+            supervisor = asyncio.create_task(self.log_source.supervise(), name="receiver")
         ahead: asyncio.Task[Prepared | None] | None = None
         try:
             ahead = asyncio.create_task(asyncio.to_thread(self._next_batch))
@@ -131,6 +157,9 @@ class Ingest:
                 ahead.cancel()
             # Stop reading and disconnect; whatever is buffered stays unacknowledged.
             await asyncio.shield(asyncio.to_thread(receiver.stop))
+            if supervisor is not None:  # stops the receiver process
+                supervisor.cancel()
+                await asyncio.gather(supervisor, return_exceptions=True)
 
     def _next_batch(self) -> Prepared | None:
         c = self.config

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -107,7 +109,10 @@ def count(engine: Engine, column: InstrumentedAttribute[Any]) -> int:
 
 
 def config(broker: Mosquitto, site: str, **kw: Any) -> IngestConfig:
-    """Ingest reading only this test's site, with a client id of its own."""
+    """Ingest reading only this test's site, with a client id of its own (split mode: and a
+    raw log of its own in the temporary directory)."""
+    if kw.get("mode") == "split":
+        kw.setdefault("rawlog_path", Path(tempfile.gettempdir()) / f"linli-rawlog-{site}.sqlite")
     return IngestConfig(port=broker.port, client_id=f"ingest-{site}", sites=(site,), **kw)
 
 
