@@ -122,6 +122,17 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(500, ge=1, le=50_000, description="Messages per transaction")
     ingest_linger_s: float = Field(0.05, ge=0, le=10, description="Wait for a batch to fill")
     ingest_queue_bound: int = Field(2000, ge=1, description="Received, not yet stored, at most")
+    ingest_mode: Literal["inprocess", "split"] = Field(
+        "inprocess",
+        description="split: a receiver process acknowledges once a message is in a durable raw "
+        "log and this process stores from the log (faster; 'linli cloud run' uses it unless "
+        "told otherwise). inprocess: receive, store, acknowledge here (docs/cloud-ingest.md)",
+    )
+    ingest_rawlog_dir: Path | None = Field(
+        None,
+        description="split mode: directory of the raw log (None: beside a SQLite database "
+        "file, else the working directory)",
+    )
     rules_enabled: bool = Field(True, description="Run the rules runner in this process")
     rule_files: tuple[Path, ...] = Field((), description="Rule packs loaded beside the default")
     default_pack: bool = Field(True, description="Load the shipped residential rule pack")
@@ -162,6 +173,13 @@ class Settings(BaseSettings):
     )
     gov_group_min_severity: Severity = Field(
         Severity.MAJOR, description="Alerts at least this severe open or join an incident"
+    )
+    gov_close_override_after_s: float = Field(
+        7 * 86400.0,
+        ge=3600,
+        le=365 * 86400,
+        description="A manager may close a resolved report its resident never confirmed "
+        "this long after resolution (seconds; default 7 days)",
     )
 
     @model_validator(mode="after")

@@ -49,7 +49,17 @@ __all__ = [
 ]
 
 CLOSE_OVERRIDE_AFTER = timedelta(days=7)
-"""A manager may close a resolved incident its resident never confirmed after this long."""
+"""A manager may close a resolved incident its resident never confirmed after this long (the
+default; the app passes ``LINLI_GOV_CLOSE_OVERRIDE_AFTER_S``)."""
+
+
+def _span(delta: timedelta) -> str:
+    """A waiting time in words: "7 days", "36 hours", "90 minutes"."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} seconds"
 
 
 def _now(now: datetime | None) -> datetime:
@@ -246,17 +256,18 @@ def _close(db: Session, row: Incident, actor: str, now: datetime, args: ActionAr
     detail: dict[str, Any] = {}
     if State(row.state) is State.RESOLVED and row.confirm_required and row.confirmed_at is None:
         waited = now - (row.resolved_at or now)
+        after = _span(args.close_override_after)
         if args.override_reason is None:
             raise Refused(
                 f"incident {row.id}: the reporting resident has not confirmed the result yet; "
-                f"a manager may close with override_reason "
-                f"{args.close_override_after.days} days after resolution",
+                f"a manager may close with override_reason {after} after resolution",
                 conflict=True,
             )
         if waited < args.close_override_after:
+            ago = _span(timedelta(seconds=int(waited.total_seconds()) // 60 * 60))
             raise Refused(
-                f"incident {row.id}: override allowed {args.close_override_after.days} days "
-                f"after resolution (resolved {waited.days} days ago)",
+                f"incident {row.id}: override allowed {after} after resolution "
+                f"(resolved {ago} ago)",
                 conflict=True,
             )
         detail["override_reason"] = args.override_reason

@@ -32,6 +32,7 @@ from cloud.governance.web import (
     AnyUser,
     Manager,
     Now,
+    OverrideAfter,
     Participant,
     Reporter,
     Resident,
@@ -228,12 +229,13 @@ def reopen(
 
 @router.post("/incidents/{incident_id}/close", summary="Close (resolved, and confirmed)")
 def close(
-    incident_id: RowId, who: Manager, db: DbSession, now: Now, body: CloseIn | None = None
-) -> IncidentDetail:
+    incident_id: RowId, who: Manager, db: DbSession, now: Now, wait: OverrideAfter,
+    body: CloseIn | None = None,
+) -> IncidentDetail:  # fmt: skip
     with http_errors(db):
         override = None if body is None else body.override_reason
-        incidents.act(db, incident_id, Action.CLOSE, actor=who.username,
-                      args=ActionArgs(override_reason=override), now=now)  # fmt: skip
+        args = ActionArgs(override_reason=override, close_override_after=wait)
+        incidents.act(db, incident_id, Action.CLOSE, actor=who.username, args=args, now=now)
         audit.record(db, who, "gov.incident.close", f"incident:{incident_id}",
                      {"override_reason": override})  # fmt: skip
         return _done(db, incident_id, now)

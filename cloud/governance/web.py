@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 
 from cloud.auth.deps import STAFF, Principal, Role, require_roles
 from cloud.governance.errors import Invalid, NotFound, Refused
+from cloud.governance.incidents import CLOSE_OVERRIDE_AFTER
 from cloud.governance.states import IllegalTransition
 
 CLOCK_STATE = "gov_clock"
@@ -29,6 +30,17 @@ def clock(conn: HTTPConnection) -> datetime:
 
 
 Now = Annotated[datetime, Depends(clock)]
+
+
+def close_override_after(conn: HTTPConnection) -> timedelta:
+    """``LINLI_GOV_CLOSE_OVERRIDE_AFTER_S`` of the app's settings (7 days unless set)."""
+    settings = getattr(conn.app.state, "settings", None)
+    if settings is None:
+        return CLOSE_OVERRIDE_AFTER
+    return timedelta(seconds=settings.gov_close_override_after_s)
+
+
+OverrideAfter = Annotated[timedelta, Depends(close_override_after)]
 AnyUser = Annotated[Principal, Depends(require_roles())]
 Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 Worker = Annotated[Principal, Depends(require_roles(*STAFF))]
