@@ -238,6 +238,96 @@ def bench_ingest(port: int, messages: int, readings: int, db_url: str) -> dict[s
     }
 
 
+async def _run_split(ingest: Ingest, messages: int | None) -> dict[str, float]:
+    """Split mode: times from the receiver's status (POSIX seconds) and the parent's stats."""
+    import psutil
+
+    task = asyncio.create_task(ingest.run())
+    try:
+        async with asyncio.timeout(30):
+            await ingest.wait_subscribed()
+        if messages is None:
+            return {}
+        source = ingest.log_source
+        assert source is not None
+        child = psutil.Process(source.child_pid)
+        child_cpu = sum(child.cpu_times()[:2])
+        acked_at = 0.0
+        async with asyncio.timeout(600):
+            while ingest.stats.stored + ingest.stats.duplicates < messages:
+                status = source.status
+                if not acked_at and status.acked >= messages:
+                    acked_at = status.last_acked
+                await asyncio.sleep(0.005)
+            stored_at = time.time()
+            while not acked_at:
+                status = source.status
+                if status.acked >= messages:
+                    acked_at = status.last_acked
+                await asyncio.sleep(0.005)
+        return {
+            "first_received": source.status.first_received,
+            "acked_at": acked_at,
+            "stored_at": stored_at,
+            "receiver_cpu_s": sum(child.cpu_times()[:2]) - child_cpu,
+            "fast_lane_rows": source.ahead_rows,
+        }
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def bench_split(port: int, messages: int, readings: int, db_url: str, tmp: Path) -> dict[str, Any]:
+    """Split mode: the receiver process's acknowledged rate and the end-to-end stored rate."""
+    site = f"spl{new_id()[:6]}"
+    engine = make_engine(db_url)
+    create_schema(engine)
+    config = IngestConfig(
+        port=port,
+        client_id=f"ingest-{site}",
+        sites=(site,),
+        mode="split",
+        rawlog_path=tmp / f"rawlog-{site}.sqlite",
+    )
+    asyncio.run(_run_split(Ingest(config, engine, Registry(engine)), None))  # the session
+    fill = fill_backlog(port, site, messages, readings)
+    ingest = Ingest(config, engine, Registry(engine))
+    cpu = time.process_time()
+    t = asyncio.run(_run_split(ingest, messages))
+    cpu = time.process_time() - cpu
+    engine.dispose()
+    acked_s = t["acked_at"] - t["first_received"]
+    stored_s = t["stored_at"] - t["first_received"]
+    return {
+        "receiver_acked": {
+            "what": "messages appended to the raw log (durable: same synchronous level as the "
+            "main SQLite database) and then acknowledged to the broker, by the receiver process",
+            "seconds": acked_s,
+            "messages_per_s": messages / acked_s,
+            "points_per_s": messages * readings / acked_s,
+            "cpu_s": t["receiver_cpu_s"],
+        },
+        "stored_end_to_end": {
+            "what": "messages expanded (decoded, deduplicated, readings inserted) and committed "
+            "to the main database, timed from the first delivery",
+            "seconds": stored_s,
+            "messages_per_s": messages / stored_s,
+            "points_per_s": messages * readings / stored_s,
+            "cpu_s": cpu,
+            "points_per_cpu_s": messages * readings / cpu,
+            "stages_cpu_s": {
+                "decode": round(ingest.stats.decode_cpu_s, 3),
+                "store": round(ingest.stats.store_cpu_s, 3),
+            },
+        },
+        "batches": ingest.stats.batches,
+        "stored": ingest.stats.stored,
+        "readings": ingest.stats.readings,
+        "fill_s": fill,
+    }
+
+
 def _spawn(db_url: str, port: int, site: str, i: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -358,6 +448,11 @@ def main(argv: list[str] | None = None) -> int:
         assert db_url is not None
         bare = bench_bare(broker.port, args.messages, args.readings)
         ingest = bench_ingest(broker.port, args.messages, args.readings, db_url)
+        split = bench_split(broker.port, args.messages, args.readings, db_url, Path(tmp))
+        for part in ("receiver_acked", "stored_end_to_end"):
+            split[part]["ratio_messages_vs_bare"] = (
+                split[part]["messages_per_s"] / bare["messages_per_s"]
+            )
         on_pg = None
         if args.db == "both" and pg_url is not None:
             on_pg = bench_ingest(broker.port, args.messages, args.readings, pg_url)
@@ -377,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
         "ingest": ingest,
         "bare_subscriber": bare,
         "ingest_postgres": on_pg,
+        # mode="split": the issue's ratio is the receiver's (a message is acknowledged once
+        # durably stored in the raw log); the 50k points/s target is the end-to-end rate.
+        "ingest_split": split,
         "ingest_shared_group": multi,
         "ratio_messages_vs_bare": ingest["messages_per_s"] / bare["messages_per_s"],
         # The machine is shared: the load average says how much of the 2 cores we had, and

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
         "what the ingest processes stored (LINLI_ROLE, docs/scale-out.md)",
     )
     run.add_argument("--shared-group", help="MQTT 5 shared group of --role ingest processes")
+    run.add_argument(
+        "--ingest-mode",
+        choices=("split", "inprocess"),
+        help="split (default here): a receiver process acks once a message is in a durable raw "
+        "log; inprocess: ack after the database commit (LINLI_INGEST_MODE, docs/cloud-ingest.md)",
+    )
     run.add_argument("--log-level", default="info")
     ca = sub.add_parser("create-admin", help="create an admin account (no default password)")
     ca.add_argument("rest", nargs=argparse.REMAINDER, help="see 'linli cloud create-admin -h'")
@@ -75,6 +82,9 @@ def _run(args: argparse.Namespace) -> int:
         overrides["rule_files"] = tuple(args.rules)
     overrides["role"] = args.role
     overrides["ingest_shared_group"] = args.shared_group
+    # The product runs split ingest unless told otherwise (bench/ingest.py: faster, as safe);
+    # Settings' own default stays inprocess for embedders and tests.
+    overrides["ingest_mode"] = args.ingest_mode or os.environ.get("LINLI_INGEST_MODE", "split")
     settings = _settings(**overrides)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

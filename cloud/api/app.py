@@ -43,7 +43,7 @@ from cloud.db import create_schema, make_engine
 from cloud.governance.deadlines import DeadlineLoop
 from cloud.governance.router import router as governance_router
 from cloud.governance.web import CLOCK_STATE, utcnow
-from cloud.ingest.config import IngestConfig
+from cloud.ingest.config import IngestConfig, rawlog_path
 from cloud.ingest.service import Ingest
 from cloud.notify.dispatcher import Notifier
 from cloud.notify.hub import Hub
@@ -170,6 +170,8 @@ def build_services(settings: Settings) -> Services:
                 batch_size=settings.ingest_batch_size,
                 linger_s=settings.ingest_linger_s,
                 queue_bound=settings.ingest_queue_bound,
+                mode=settings.ingest_mode,
+                rawlog_path=rawlog_path(settings),
             ),
             engine,
             reg,

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.engine import make_url
 
 from protocols.ids import Ident
 from protocols.topics import shared, topic_filter, uplink_filters
+
+
+class RawlogSettings(Protocol):
+    """What :func:`rawlog_path` reads of the app's settings (cloud.settings.Settings)."""
+
+    @property
+    def mqtt_client_id(self) -> str: ...
+    @property
+    def ingest_rawlog_dir(self) -> Path | None: ...
+    @property
+    def db_url(self) -> str: ...
 
 
 class IngestConfig(BaseModel):
@@ -157,3 +169,15 @@ class IngestConfig(BaseModel):
         if self.shared_group is None:
             return plain
         return tuple(shared(self.shared_group, f) for f in plain)
+
+
+def rawlog_path(settings: RawlogSettings) -> Path | None:
+    """Where the app keeps split ingest's raw log: ``ingest_rawlog_dir``, else beside a SQLite
+    database file, else the working directory (``IngestConfig.rawlog_file`` names the file)."""
+    name = f"ingest-rawlog-{settings.mqtt_client_id}.sqlite"
+    if settings.ingest_rawlog_dir is not None:
+        return settings.ingest_rawlog_dir / name
+    url = make_url(settings.db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).parent / name
+    return None
