@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from cloud.alerts.states import Severity, Status, Transition, next_status
 from cloud.alerts.tables import Alert, AlertEvent
 from cloud.alerts.views import AlertEventOut, AlertOut, Kpis
-from cloud.risk.tables import Drill
 from cloud.settings import EscalationPolicy
 
 log = logging.getLogger(__name__)
@@ -138,12 +137,28 @@ def _first_escalation(
     return now + timedelta(seconds=policy.tiers[0].after_s)
 
 
+class DrillMode(Protocol):
+    """Tells whether a site is running a drill (its alerts are then exercises).
+
+    The risk module registers one at app start (:func:`use_drill_mode`); alerts know nothing
+    of drills beyond this question.
+    """
+
+    def running(self, session: Session, site: str) -> bool: ...
+
+
+_drill_mode: DrillMode | None = None
+
+
+def use_drill_mode(provider: DrillMode | None) -> None:
+    """Register who answers :func:`drill_running` (None: no drills, nothing is marked)."""
+    global _drill_mode
+    _drill_mode = provider
+
+
 def drill_running(session: Session, site: str) -> bool:
-    """Whether a drill (cloud.risk) is running for ``site``: its alerts are then exercises."""
-    found = session.scalar(
-        select(Drill.id).where(Drill.site == site, Drill.status == "running").limit(1)
-    )
-    return found is not None
+    """Whether a drill is running for ``site`` (asked of the registered :class:`DrillMode`)."""
+    return _drill_mode is not None and _drill_mode.running(session, site)
 
 
 def raise_alert(

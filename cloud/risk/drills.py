@@ -37,6 +37,7 @@ from cloud.notify.loop import LoopBound
 from cloud.registry.service import Registry
 from cloud.registry.sitefile import SiteFileError, load_site_file
 from cloud.registry.tables import Gateway
+from cloud.risk.drillmode import DRILL_SITES
 from cloud.risk.gather import drill_alert_ids, get_drill
 from cloud.risk.tables import Drill
 from cloud.settings import Settings
@@ -192,6 +193,20 @@ def _refuse_live_gateways(db: Session, site: str, scenario: Scenario) -> None:
         )
 
 
+def save(sessions: sessionmaker[Session], drill_id: int, **values: Any) -> Drill:
+    """Change a drill's columns (its own transaction); a new ``status`` is seen by alert
+    marking at once (:mod:`cloud.risk.drillmode`). Returns the row, detached."""
+    with sessions.begin() as db:
+        row = get_drill(db, drill_id)
+        for name, value in values.items():
+            setattr(row, name, value)
+        db.flush()
+        db.expunge(row)
+    if "status" in values:
+        DRILL_SITES.invalidate()  # after the commit: a reader must not cache the old state
+    return row
+
+
 class LocalAlerts(CloudClient):
     """The simulator's view of the alerts, read from this cloud's database instead of over HTTP
     (the runner only calls :meth:`alerts`; the HTTP client of the base class stays unused)."""
@@ -276,17 +291,12 @@ class DrillRunner(LoopBound):
                         finished_at=datetime.now(UTC))
             )  # fmt: skip
         count = int(getattr(done, "rowcount", 0) or 0)
+        DRILL_SITES.invalidate()
         if count:
             log.warning("%d drill(s) interrupted by a restart marked failed", count)
 
     def _set(self, drill_id: int, **values: Any) -> Drill:
-        with self.sessions.begin() as db:
-            row = get_drill(db, drill_id)
-            for name, value in values.items():
-                setattr(row, name, value)
-            db.flush()
-            db.expunge(row)
-            return row
+        return save(self.sessions, drill_id, **values)
 
     def _tell(self, row: Drill, status: str) -> None:
         who = ", ".join(row.participants) or "-"

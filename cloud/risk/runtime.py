@@ -12,6 +12,7 @@ from fastapi import Depends
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
+from cloud.risk import drillmode
 from cloud.risk.drills import DrillRunner
 from cloud.risk.welfare import welfare_loop
 
@@ -41,8 +42,10 @@ class RiskRuntime:
     def build(
         cls, services: Services, config: RiskConfig | None, clock: Callable[[], datetime]
     ) -> RiskRuntime:
-        """Built inside the running loop (the drill runner belongs to it)."""
+        """Built inside the running loop (the drill runner belongs to it). Registers the drill
+        mode of cloud.alerts: from now on alerts of a drilling site are marked."""
         config = config or RiskConfig()
+        drillmode.install()
         runner = DrillRunner(
             services.settings,
             services.sessions,

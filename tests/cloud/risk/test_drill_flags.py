@@ -1,15 +1,21 @@
 """Drill marking without the simulator: alerts raised for a site while one of its drills runs
-are marked ``drill`` (and no others); their notifications say "[演练 DRILL]" on every channel;
-a drill left running by a dead process is failed at start so that marking stops; the drill
-routes refuse an unknown scenario and a second drill of a busy site."""
+are marked ``drill`` (and no others) — cloud.alerts asks the drill mode the risk module
+registered, which caches the running drills (no query per alert), sees a drill started or ended
+by this process at once and one of another process within its TTL; their notifications say
+"[演练 DRILL]" on every channel; a drill left running by a dead process is failed at start so
+that marking stops; the drill routes refuse an unknown scenario and a second drill of a busy
+site."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts import service as alerts
@@ -21,12 +27,21 @@ from cloud.notify.dispatcher import Notifier
 from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
 from cloud.registry.tables import Gateway, Site
+from cloud.risk import drills
+from cloud.risk.drillmode import DRILL_SITES, DrillSites, install
 from cloud.risk.drills import DrillRunner
 from cloud.risk.tables import Drill
 from cloud.settings import EmailChannel, InAppChannel, Settings
 from tests.cloud.governance.conftest import GovApp
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def drill_mode() -> Iterator[DrillSites]:
+    """The drill mode registered as at app start (and unregistered after the test)."""
+    yield install()
+    alerts.use_drill_mode(None)
 
 
 def _drill(db: Session, site: str, status: str) -> int:
@@ -49,15 +64,73 @@ def test_only_alerts_of_the_drilled_site_while_it_runs_are_marked(
 ) -> None:
     with sessions.begin() as db:
         before = _raise(db, "s1", "smoke-a").alert
-        drill = _drill(db, "s1", "running")
+        drill = _drill(db, "s1", "pending")
+    drills.save(sessions, drill, status="running")  # as the runner starts it
+    with sessions.begin() as db:
         during = _raise(db, "s1", "smoke-b").alert
         elsewhere = _raise(db, "s2", "smoke-c").alert
-        db.get_one(Drill, drill).status = "finished"
-        db.flush()
+    drills.save(sessions, drill, status="finished")
+    with sessions.begin() as db:
         after = _raise(db, "s1", "smoke-d").alert
     assert (before.drill, during.drill, elsewhere.drill, after.drill) == (False, True, False, False)
     with sessions() as db:
         assert alerts.get_alert(db, during.id).drill is True
+
+
+def test_raising_alerts_does_not_query_the_drills_each_time(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as db:
+        _drill(db, "s1", "running")
+    DRILL_SITES.invalidate()  # the row was written behind the runner's back
+    asked: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "risk_drills" in statement:
+            asked.append(statement)
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with sessions.begin() as db:
+            marked = [_raise(db, "s1", f"smoke-{n}").alert.drill for n in range(5)]
+            plain = [_raise(db, "s2", f"smoke-{n}").alert.drill for n in range(5)]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert marked == [True] * 5 and plain == [False] * 5
+    assert len(asked) == 1, asked  # one read for ten alerts
+
+
+def test_a_drill_of_another_process_is_seen_once_the_cache_expires(
+    sessions: sessionmaker[Session],
+) -> None:
+    ticks = [0.0]
+    install(DrillSites(ttl_s=5.0, clock=lambda: ticks[0]))
+    with sessions.begin() as db:
+        assert _raise(db, "s1", "smoke-a").alert.drill is False  # caches "no drill"
+        _drill(db, "s1", "running")  # another process starts one: no invalidation here
+    ticks[0] = 4.9
+    with sessions.begin() as db:
+        assert _raise(db, "s1", "smoke-b").alert.drill is False  # still trusted
+    ticks[0] = 5.0
+    with sessions.begin() as db:
+        assert _raise(db, "s1", "smoke-c").alert.drill is True
+
+
+def test_without_a_registered_drill_mode_nothing_is_marked_and_alerts_do_not_import_risk(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as db:
+        _drill(db, "s1", "running")
+    alerts.use_drill_mode(None)
+    with sessions.begin() as db:
+        assert _raise(db, "s1", "smoke-a").alert.drill is False
+    probe = (
+        "import sys, cloud.alerts.service; "
+        "print(sorted(m for m in sys.modules if m.startswith('cloud.risk')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_drill_notices_are_prefixed_on_every_channel() -> None:
