@@ -28,8 +28,9 @@ from tests.cloud.ingest.ingest_support import (
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["inprocess", "split"])
 async def test_every_reject_class_is_dead_lettered_and_ingest_continues(
-    engine: Engine, mosquitto: Mosquitto, publisher: Publisher, site: str
+    engine: Engine, mosquitto: Mosquitto, publisher: Publisher, site: str, mode: str
 ) -> None:
     gw = Gateway(site)
     good = gw.telemetry()
@@ -50,7 +51,8 @@ async def test_every_reject_class_is_dead_lettered_and_ingest_continues(
     }
     assert set(bad) == set(RejectReason), "a reject class has no test case"
     # all_channels: also read cmd and unknown channels, so misrouted traffic is dead-lettered.
-    ingest = Ingest(config(mosquitto, site, all_channels=True), engine, Registry(engine))
+    cfg = config(mosquitto, site, all_channels=True, mode=mode)
+    ingest = Ingest(cfg, engine, Registry(engine))
     async with running(ingest):
         publisher.send(list(bad.values()))
         publisher.send([gw.frame(good)])
@@ -69,15 +71,16 @@ async def test_every_reject_class_is_dead_lettered_and_ingest_continues(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["inprocess", "split"])
 async def test_a_message_the_database_refuses_is_isolated(
-    engine: Engine, mosquitto: Mosquitto, publisher: Publisher, site: str
+    engine: Engine, mosquitto: Mosquitto, publisher: Publisher, site: str, mode: str
 ) -> None:
     """The schema allows any seq ≥ 0; neither database stores one beyond 64 bits. That message
     is dead-lettered as store_error and the rest of its batch is stored."""
     gw = Gateway(site)
     huge = gw.telemetry().model_copy(update={"seq": 2**63, "msg_id": new_id()})
     good = [gw.telemetry() for _ in range(5)]
-    ingest = Ingest(config(mosquitto, site, linger_s=0.5), engine, Registry(engine))
+    ingest = Ingest(config(mosquitto, site, linger_s=0.5, mode=mode), engine, Registry(engine))
     async with running(ingest):
         publisher.send([gw.frame(good[0]), gw.frame(huge)] + [gw.frame(m) for m in good[1:]])
         await until(lambda: count(engine, StoredEnvelope.id) + count(engine, DeadLetter.id) == 6)
