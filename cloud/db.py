@@ -12,6 +12,11 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.orm import DeclarativeBase
 
+SQLITE_AUTOCHECKPOINT_PAGES = 10_000
+"""SQLite's own checkpoint threshold (default 1000 pages): a safety net only. Writers that
+commit often run checkpoints off their commit path (``cloud.storage.bulk.WalCheckpointer``);
+any other connection still checkpoints once the WAL reaches ~40 MB."""
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -37,6 +42,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
             cur.close()
 
         return engine

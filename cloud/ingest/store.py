@@ -25,7 +25,7 @@ from cloud.ingest.buffer import Delivery
 from cloud.ingest.gaps import GapTracker
 from cloud.ingest.models import StoredMessage
 from cloud.registry.service import Registry
-from cloud.storage.bulk import TimeCache, allocate_ids, bulk_insert
+from cloud.storage.bulk import TimeCache, WalCheckpointer, allocate_ids, bulk_insert
 from cloud.storage.tables import (
     AccessEventRow,
     CommandAckRow,
@@ -117,6 +117,7 @@ class BatchWriter:
         self.engine = engine
         self.registry = registry
         self.thumbnail_ttl = thumbnail_ttl
+        self.checkpointer = WalCheckpointer(engine)
 
     def write(self, batch: Sequence[Delivery]) -> BatchResult:
         """Decode and store ``batch`` in one transaction; raises SQLAlchemyError on failure."""
@@ -146,6 +147,7 @@ class BatchWriter:
             self._insert(session, items, now, result)
             if dead:
                 session.execute(insert(DeadLetter), dead)
+        self.checkpointer.poke()
         for item in items:
             result.stored.append(
                 StoredMessage(
