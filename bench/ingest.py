@@ -13,10 +13,11 @@ transaction per batch, acknowledge after commit. ``ingest_split`` is the same in
 ``mode="split"`` (what ``linli cloud run`` uses): ``receiver_acked`` is the receiver process's
 rate of messages appended to the durable raw log and then acknowledged (the issue's
 messages/s ratio: acknowledged once durably stored), ``stored_end_to_end`` the rate at which
-they are expanded and committed to the main database (the data points/s target). ``stages_cpu_s`` splits ingest's CPU: paho's
-network thread (receive, buffer, acks), decoding, storing (rows, SQL, commit); the rest is the
-event loop and start-up. The database defaults to a fresh SQLite file (WAL; ``--db postgres``
-starts a local PostgreSQL). Prints one JSON object.
+they are expanded and committed to the main database (the data points/s target).
+``stages_cpu_s`` splits ingest's CPU: paho's network thread (receive, buffer, acks),
+decoding, storing (rows, SQL, commit); the rest is the event loop and start-up. The database
+defaults to a fresh SQLite file (WAL; ``--db postgres`` starts a local PostgreSQL).
+Prints one JSON object.
 """
 
 from __future__ import annotations
