@@ -9,6 +9,11 @@ Run it inside the application's TaskGroup::
 Cancelling the task disconnects without acknowledging anything that is not yet stored; the
 broker keeps those messages in the persistent session and delivers them to the next process
 that connects with the same client id.
+
+``IngestConfig.mode="split"``: the deliveries come from a receiver process that acknowledges
+them once appended to a durable raw log (cloud/ingest/receive.py, rawlog.py); this service
+starts and supervises it, reads the log through :class:`cloud.ingest.split.LogSource` and,
+after its own commit, advances the log's mark instead of acknowledging to the broker.
 """
 
 from __future__ import annotations
