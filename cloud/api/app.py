@@ -40,6 +40,7 @@ from cloud.api.supervise import supervised
 from cloud.api.writegate import install as fair_sqlite_writes
 from cloud.commands.publisher import Publisher
 from cloud.db import create_schema, make_engine
+from cloud.governance import live as gov_live
 from cloud.governance.deadlines import DeadlineLoop
 from cloud.governance.router import router as governance_router
 from cloud.governance.web import CLOCK_STATE, utcnow
@@ -205,6 +206,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     app.state.engine = services.engine
     app.state.sessionmaker = services.sessions
+    app.state.gov_live = gov_live.install(services.sessions, services.hub)  # incident changes
     app.state.metrics_registry = make_registry(services)
     runner = services.runner
     if runner is not None and await asyncio.to_thread(runner.restore_state):

@@ -219,8 +219,8 @@ class DeadlineLoop:
         w.reminder_stage = stage
         w.last_reminder_at = now
         record(db, inc.id, SYSTEM, "whistle_reminder", now,
-               {"whistle_id": w.id, "org_id": org.id, "org_name": org.name, "stage": stage,
-                "reminder": w.reminders})  # fmt: skip
+               {"whistle_id": w.id, "org_id": org.id, "org_name": org.name,
+                "org_name_en": org.name_en, "stage": stage, "reminder": w.reminders})  # fmt: skip
         title_en = f"Reminder {w.reminders}: {org.name} has not reported {stage} (#{inc.id})"
         title_zh = f"第{w.reminders}次催办：{org.name} 未{_STAGE_ZH[stage]}（工单 #{inc.id}）"
         db.add(Notification(ts=now, alert_id=None, role="responder", severity=inc.severity,
@@ -234,8 +234,9 @@ class DeadlineLoop:
         committees = orgs_serving(db, inc.site, inc.building, ["committee"], zone=inc.zone)
         leads = [m.username for c in committees for m in members(db, c, role="lead")]
         record(db, inc.id, SYSTEM, "whistle_escalated", now,
-               {"whistle_id": w.id, "org_id": org.id, "org_name": org.name, "stage": stage,
-                "committee_ids": committees, "leads": leads})  # fmt: skip
+               {"whistle_id": w.id, "org_id": org.id, "org_name": org.name,
+                "org_name_en": org.name_en, "stage": stage, "committee_ids": committees,
+                "leads": leads})  # fmt: skip
         title_en = f"Escalated: {org.name} still has not reported {stage} (#{inc.id})"
         title_zh = f"升级：{org.name} 经两次催办仍未{_STAGE_ZH[stage]}（工单 #{inc.id}）"
         return _notice(inc, "gov_escalated", title_en, title_zh, now,

@@ -79,6 +79,7 @@ def _out(db: Session, row: Incident, now: datetime) -> IncidentOut:
     data: dict[str, Any] = {name: getattr(row, name) for name in IncidentOut.model_fields
                             if hasattr(Incident, name)}  # fmt: skip
     data["org_name"] = None if org is None else org.name
+    data["org_name_en"] = None if org is None else org.name_en
     data["overdue"] = state.unresolved and row.due_at is not None and row.due_at < now
     return IncidentOut.model_validate(data)
 
@@ -226,7 +227,8 @@ def dispatch(
         raise Invalid("org_id", f"organisation {org_id} serves site {org.site}, not {row.site}")
     if assignee is not None and not is_member(db, org_id, assignee):
         raise Invalid("assignee", f"{assignee} is not a member of organisation {org_id}")
-    detail = {"org_id": org_id, "org_name": org.name, "assignee": assignee, "due_s": due_s}
+    detail = {"org_id": org_id, "org_name": org.name, "org_name_en": org.name_en,
+              "assignee": assignee, "due_s": due_s}  # fmt: skip
     _move(db, row, Action.DISPATCH, actor, now, detail)
     row.org_id = org_id
     row.assignee = assignee

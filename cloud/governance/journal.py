@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.governance.live import touched
 from cloud.governance.tables import IncidentEvent
 
 SYSTEM = "system"
@@ -22,13 +23,15 @@ def record(
     now: datetime,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Add a timeline line (flushed with the caller's transaction, not committed)."""
+    """Add a timeline line (flushed with the caller's transaction, not committed); the live
+    stream hears of the change when that transaction commits (:mod:`cloud.governance.live`)."""
     db.add(
         IncidentEvent(
             incident_id=incident_id, ts=now, actor=actor, action=action, detail=dict(detail or {})
         )
     )
     db.flush()
+    touched(db, incident_id, action)
 
 
 def timeline(db: Session, incident_id: int) -> list[dict[str, Any]]:

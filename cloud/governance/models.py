@@ -220,6 +220,7 @@ class WhistleOut(_Out):
     incident_id: int
     org_id: int
     org_name: str
+    org_name_en: str | None = Field(None, description="The department's English name, if any")
     blown_at: datetime
     blown_by: str
     reason: str
@@ -253,6 +254,7 @@ class IncidentOut(_Out):
     drill: bool
     org_id: int | None
     org_name: str | None
+    org_name_en: str | None = Field(None, description="The organisation's English name, if any")
     assignee: str | None
     created_at: datetime
     due_at: datetime | None

@@ -56,12 +56,13 @@ def overdue_stage(t: StageTimes, now: datetime) -> StageName | None:
     return stage
 
 
-def _out(row: Whistle, org_name: str, now: datetime) -> WhistleOut:
+def _out(row: Whistle, org: Organisation, now: datetime) -> WhistleOut:
     return WhistleOut(
         id=row.id,
         incident_id=row.incident_id,
         org_id=row.org_id,
-        org_name=org_name,
+        org_name=org.name,
+        org_name_en=org.name_en,
         blown_at=row.blown_at,
         blown_by=row.blown_by,
         reason=row.reason,
@@ -89,7 +90,7 @@ def list_whistles(
 ) -> list[WhistleOut]:
     """The board: newest first. ``open_only``: departments that have not resolved yet."""
     query = (
-        select(Whistle, Organisation.name)
+        select(Whistle, Organisation)
         .join(Organisation, Organisation.id == Whistle.org_id)
         .order_by(Whistle.id.desc())
     )
@@ -103,7 +104,7 @@ def list_whistles(
         query = query.where(Whistle.incident_id == incident_id)
     if org_ids is not None:
         query = query.where(Whistle.org_id.in_(list(org_ids)))
-    return [_out(row, name, now) for row, name in db.execute(query).all()]
+    return [_out(row, org, now) for row, org in db.execute(query).all()]
 
 
 def whistles_of(db: Session, incident_id: int, now: datetime) -> list[WhistleOut]:
@@ -175,7 +176,7 @@ def blow(
         made.append(row.id)
         record(db, incident_id, actor, "whistle", now,
                {"whistle_id": row.id, "org_id": org.id, "org_name": org.name,
-                "reason": reason, "auto": auto})  # fmt: skip
+                "org_name_en": org.name_en, "reason": reason, "auto": auto})  # fmt: skip
     return made
 
 
@@ -197,11 +198,10 @@ def report(
     org = db.get_one(Organisation, row.org_id)
     record(db, row.incident_id, actor, f"whistle_{stage}", now,
            {"whistle_id": row.id, "org_id": row.org_id, "org_name": org.name,
-            "late": now > due, "note": note})  # fmt: skip
+            "org_name_en": org.name_en, "late": now > due, "note": note})  # fmt: skip
     db.flush()
     return row
 
 
 def board_row(db: Session, row: Whistle, now: datetime) -> WhistleOut:
-    org = db.get_one(Organisation, row.org_id)
-    return _out(row, org.name, now)
+    return _out(row, db.get_one(Organisation, row.org_id), now)

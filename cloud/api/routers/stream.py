@@ -1,8 +1,9 @@
-"""``/api/stream``: a WebSocket of live alerts, access events and notifications.
+"""``/api/stream``: a WebSocket of live alerts, access events, notifications and incident changes.
 
 Sign in with the session cookie, ``Authorization: Bearer``, or ``?token=``. ``?topics=alert,access``
-narrows what is sent. Access events (faces, names) go to staff only. The server sends
-``{"type": "hello"}`` first, then one JSON object per event.
+narrows what is sent. Access events (faces, names) go to staff only; incident changes to those
+who may see the incident (cloud.governance.live). The server sends ``{"type": "hello"}`` first,
+then one JSON object per event.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from cloud.auth.deps import STAFF, Principal, Role, require_roles
 
 router = APIRouter(tags=["stream"])
 AnyUser = Annotated[Principal, Depends(require_roles())]
-TOPICS = frozenset({"alert", "access", "notification"})
+TOPICS = frozenset({"alert", "access", "notification", "incident"})
+AUDIENCE = ("roles", "users", "reporter")
+"""Who an incident change is for: used to filter, not sent."""
 
 
 @router.websocket("/api/stream")
@@ -41,7 +44,7 @@ async def stream(websocket: WebSocket, who: AnyUser, svc: Svc, topics: str | Non
                     break
                 event = getter.result()
                 if _for(who, event):
-                    await websocket.send_json(event)
+                    await websocket.send_json(_outward(event))
         except WebSocketDisconnect:
             pass
         finally:
@@ -51,10 +54,20 @@ async def stream(websocket: WebSocket, who: AnyUser, svc: Svc, topics: str | Non
 
 
 def _for(who: Principal, event: dict[str, Any]) -> bool:
-    """In-app notifications go to the roles and users they name (admins see everything)."""
-    if event.get("type") != "notification" or who.role is Role.ADMIN:
+    """In-app notifications and incident changes go to the roles and users they name (admins
+    see everything); a resident hears only of incidents they reported."""
+    kind = event.get("type")
+    if kind not in ("notification", "incident") or who.role is Role.ADMIN:
         return True
+    if kind == "incident" and who.role is Role.RESIDENT:
+        return bool(event.get("reporter")) and event.get("reporter") == who.username
     return who.role.value in event.get("roles", ()) or who.username in event.get("users", ())
+
+
+def _outward(event: dict[str, Any]) -> dict[str, Any]:
+    if event.get("type") != "incident":
+        return event
+    return {k: v for k, v in event.items() if k not in AUDIENCE}
 
 
 async def _drain(websocket: WebSocket) -> None:

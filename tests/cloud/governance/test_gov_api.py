@@ -146,3 +146,30 @@ def test_residents_and_responders_see_only_their_own(gov_app: GovApp) -> None:
     g.call("POST", f"/api/gov/incidents/{mine}/reopen", "res2", 404, json={"reason": "no"})
     out = g.call("POST", f"/api/gov/incidents/{mine}/reopen", "res1", json={"reason": "still"})
     assert out["state"] == "in_progress" and out["resolved_at"] is None
+
+
+def test_incidents_and_the_whistle_board_carry_the_english_names(gov_app: GovApp) -> None:
+    g = gov_app
+    prop = g.call("POST", "/api/gov/organisations", M, 201,
+                  json={"name": "安居物业", "name_en": "Anju Property", "kind": "property",
+                        "site": SITE})  # fmt: skip
+    fire = g.call("POST", "/api/gov/organisations", M, 201,
+                  json={"name": "消防救援站", "name_en": "Fire station", "kind": "department",
+                        "department": "fire", "site": SITE})  # fmt: skip
+    police = g.call("POST", "/api/gov/organisations", M, 201,
+                    json={"name": "派出所", "kind": "department", "department": "police",
+                          "site": SITE})  # fmt: skip
+    body = {"site": SITE, "title": "楼道堆物", "category": "fire_hazard"}
+    iid = g.call("POST", "/api/gov/incidents", M, 201, json=body)["id"]
+    out = g.call("POST", f"/api/gov/incidents/{iid}/dispatch", M, json={"org_id": prop["id"]})
+    assert (out["org_name"], out["org_name_en"]) == ("安居物业", "Anju Property")
+    assert out["timeline"][-1]["detail"]["org_name_en"] == "Anju Property"
+    out = g.call("POST", f"/api/gov/incidents/{iid}/whistle", M,
+                 json={"departments": [fire["id"], police["id"]], "reason": "blocked"})  # fmt: skip
+    assert {(w["org_name"], w["org_name_en"]) for w in out["whistles"]} == {
+        ("消防救援站", "Fire station"), ("派出所", None)}  # fmt: skip
+    board = g.call("GET", "/api/gov/whistles?open=1", M)
+    assert {w["org_id"]: w["org_name_en"] for w in board} == {
+        fire["id"]: "Fire station", police["id"]: None}  # fmt: skip
+    listed = g.call("GET", "/api/gov/incidents", M)
+    assert [(i["id"], i["org_name_en"]) for i in listed] == [(iid, "Anju Property")]

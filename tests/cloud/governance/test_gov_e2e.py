@@ -167,7 +167,7 @@ def test_report_to_closure_with_a_whistle(gov_app: GovApp) -> None:
     detail = {e["action"]: e["detail"] for e in out["timeline"]}
     assert detail["whistle_reminder"] == {
         "whistle_id": whistle["id"], "org_id": orgs["utilities"], "org_name": "自来水公司",
-        "stage": "ack", "reminder": 1,
+        "org_name_en": None, "stage": "ack", "reminder": 1,
     }  # fmt: skip
     assert detail["whistle_ack"]["late"] is True and detail["whistle_resolve"]["late"] is False
     assert detail["confirm"]["rating"] == 4 and detail["resolve"]["note"] == "更换阀门，已通水"
