@@ -88,7 +88,7 @@ class LogSource:
         self._inflight: set[int] = set()  # handed over, not yet stored
         self._ahead: set[int] = set()  # ids > cursor handed over by the fast lane
         self._urgent_seen = 0  # urgent rows up to here are handed over
-        self._caught_up = False  # the last read found nothing more
+        self._seen_last_id = 0  # the log's last id when the status was last read
         self.status = ReceiverStatus()
         self.backlog_rows = 0  # rows in the log not yet handed over (refreshed by the reader)
         self.child_pid = 0
@@ -125,7 +125,7 @@ class LogSource:
         the receiver acknowledges each batch right after appending it)."""
         s = self.status
         with self._lock:
-            idle = not self._inflight and self._caught_up
+            idle = not self._inflight and self._cursor >= self._seen_last_id
         return idle and s.pid == self.child_pid and s.received == s.appended
 
     # -- the receiver process ------------------------------------------------------------------
@@ -202,8 +202,10 @@ class LogSource:
                 if mark > persisted:
                     db.advance(mark)
                     persisted = mark
-                if persisted - truncated_below >= self.config.rawlog_truncate_rows:
-                    db.truncate(self.config.rawlog_truncate_rows)
+                chunk = self.config.rawlog_truncate_rows
+                # One bounded chunk per loop; a full chunk means there may be more (rows left
+                # by an earlier run): go on next time round.
+                if persisted - truncated_below >= chunk and db.truncate(chunk) < chunk:
                     truncated_below = persisted
                 now = time.monotonic()
                 if now >= next_status:
@@ -225,8 +227,9 @@ class LogSource:
 
     def _refresh_status(self, db: RawLog) -> None:
         was = self.status.subscribed and self.status.pid == self.child_pid
-        self.status = db.status()
-        self.backlog_rows = max(0, db.backlog().last_id - self._cursor)
+        self.status = db.status()  # then the last id: it covers every row the status counts
+        self._seen_last_id = db.backlog().last_id
+        self.backlog_rows = max(0, self._seen_last_id - self._cursor)
         now = self.status.subscribed and self.status.pid == self.child_pid
         if now and not was and self._on_subscribed is not None:
             self._on_subscribed()
@@ -239,7 +242,6 @@ class LogSource:
         rows = self._fast_lane(db, room)
         rest = db.read_after(self._cursor, min(READ_CHUNK, room - len(rows)))
         with self._lock:
-            self._caught_up = len(rest) < min(READ_CHUNK, room - len(rows))
             for row in rows:
                 self._inflight.add(row.id)
                 self._ahead.add(row.id)

@@ -11,12 +11,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from cloud.ingest import Ingest, StoredMessage
+from cloud.ingest.rawlog import RawLog
 from cloud.registry import Registry
 from cloud.storage.tables import Reading, StoredEnvelope
 from linli.services import Mosquitto
@@ -25,7 +27,9 @@ from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, count,
 REPO = Path(__file__).resolve().parents[3]
 
 
-def spawn_ingest(db_url: str, broker: Mosquitto, site: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn_ingest(
+    db_url: str, broker: Mosquitto, site: str, log: Path, *extra: str
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -42,6 +46,7 @@ def spawn_ingest(db_url: str, broker: Mosquitto, site: str, log: Path) -> subpro
             "--batch-size",
             "50",
             "--no-create-schema",
+            *extra,
         ],
         cwd=REPO,
         stdout=log.open("ab"),
@@ -57,20 +62,31 @@ def distinct_readings(engine: Engine) -> int:
         return int(s.scalar(q) or 0)
 
 
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", ["inprocess", "split"])
 def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(
-    engine: Engine, db_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path
+    engine: Engine, db_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path, mode: str
 ) -> None:
+    """Split mode: the whole cloud (ingest and its supervisor) is killed; its receiver process
+    must stop by itself, and the restarted one reads the raw log from its mark."""
     gw = Gateway(site)
     total, per = 3000, 10
     frames = [gw.frame(gw.telemetry(readings=per)) for _ in range(total)]
-    log = tmp_path / "ingest.log"
-    first = spawn_ingest(db_url, mosquitto, site, log)
+    log, rawlog = tmp_path / "ingest.log", tmp_path / "raw.sqlite"
+    extra = ("--mode", mode, "--rawlog", str(rawlog))
+    first = spawn_ingest(db_url, mosquitto, site, log, *extra)
     publisher = Publisher(mosquitto.port)
     try:
         # Subscribe first: the session must exist before the stream starts.
         deadline = time.monotonic() + 20
-        while "connected to" not in log.read_text() and time.monotonic() < deadline:
+        while " subscribed" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
         sender = threading.Thread(target=publisher.send, args=(frames,))
         sender.start()
@@ -81,8 +97,16 @@ def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         assert 0 < stored_at_kill < total * per, "kill must land mid-stream"
+        if mode == "split":
+            reader = RawLog(rawlog)
+            orphan = reader.status().pid
+            reader.close()
+            deadline = time.monotonic() + 20
+            while not _gone(orphan) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _gone(orphan), "the receiver must stop when its parent dies"
         sender.join(120)
-        second = spawn_ingest(db_url, mosquitto, site, log)
+        second = spawn_ingest(db_url, mosquitto, site, log, *extra)
         try:
             deadline = time.monotonic() + 120
             while count(engine, Reading.id) < total * per and time.monotonic() < deadline:

@@ -1,7 +1,9 @@
 """Split ingest: a receiver process acks once a message is in the raw log; ingest expands it.
 
 Real mosquitto, a real receiver process (``python -m cloud.ingest.receive``) and the main
-database on SQLite and PostgreSQL (``engine``/``db_url``). The raw log itself is SQLite.
+database on SQLite and PostgreSQL (``engine``/``db_url``). The raw log itself is SQLite. The
+whole cloud killed mid-stream: test_ingest_restart.py (parametrised by mode); dead letters
+through the split path: test_ingest_rejects.py (likewise).
 """
 
 from __future__ import annotations
@@ -9,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from linli.services import Mosquitto
 from protocols.messages import DeviceEvent, Telemetry
 from protocols.topics import Channel
 from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, count, running, until
-from tests.cloud.ingest.test_ingest_restart import REPO, distinct_readings
+from tests.cloud.ingest.test_ingest_restart import distinct_readings
 
 
 def _delivery(n: int, urgent: bool = False) -> Delivery:
@@ -122,71 +121,6 @@ async def test_receiver_killed_mid_stream_is_restarted_nothing_lost_nothing_doub
         await asyncio.sleep(1.0)  # redelivered copies, if any, would land now
         assert source.process_starts >= 2 and source.child_pid != first_pid
     assert appended_at_kill < total, "the kill must land mid-stream"
-    assert count(engine, StoredEnvelope.id) == total
-    assert count(engine, Reading.id) == total * per
-    assert distinct_readings(engine) == total * per
-
-
-def _spawn_split(
-    db_url: str, broker: Mosquitto, site: str, rawlog: Path, log: Path
-) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "cloud.ingest", "--db", db_url, "--port", str(broker.port)]
-    argv += ["--client-id", f"ingest-{site}", "--site", site, "--batch-size", "50"]
-    argv += ["--mode", "split", "--rawlog", str(rawlog), "--no-create-schema"]
-    return subprocess.Popen(argv, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-@pytest.mark.slow
-def test_whole_cloud_killed_mid_stream_then_restarted_loses_and_doubles_nothing(
-    engine: Engine, db_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path
-) -> None:
-    gw = Gateway(site)
-    total, per = 3000, 10
-    frames = [gw.frame(gw.telemetry(readings=per)) for _ in range(total)]
-    log, rawlog = tmp_path / "ingest.log", tmp_path / "raw.sqlite"
-    first = _spawn_split(db_url, mosquitto, site, rawlog, log)
-    publisher = Publisher(mosquitto.port)
-    try:
-        deadline = time.monotonic() + 30
-        while " subscribed" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        sender = threading.Thread(target=publisher.send, args=(frames,))
-        sender.start()
-        deadline = time.monotonic() + 60
-        while count(engine, Reading.id) < 5000 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        stored_at_kill = count(engine, Reading.id)
-        first.send_signal(signal.SIGKILL)  # the parent: ingest and its supervisor
-        first.wait(10)
-        assert 0 < stored_at_kill < total * per, "kill must land mid-stream"
-        reader = RawLog(rawlog)
-        orphan = reader.status().pid
-        reader.close()
-        deadline = time.monotonic() + 20
-        while not _gone(orphan) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _gone(orphan), "the receiver must stop when its parent dies"
-        sender.join(120)
-        second = _spawn_split(db_url, mosquitto, site, rawlog, log)
-        try:
-            deadline = time.monotonic() + 120
-            while count(engine, Reading.id) < total * per and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(1.0)  # any redelivered copies would land now
-        finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(20)
-    finally:
-        publisher.close()
-        if first.poll() is None:
-            first.kill()
     assert count(engine, StoredEnvelope.id) == total
     assert count(engine, Reading.id) == total * per
     assert distinct_readings(engine) == total * per
