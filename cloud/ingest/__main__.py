@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from cloud.db import create_schema, make_engine
-from cloud.ingest.config import IngestConfig
+from cloud.ingest.config import IngestConfig, default_rawlog
 from cloud.ingest.service import Ingest
 from cloud.registry.service import Registry
 
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         default="inprocess",
         help="split: a receiver process appends to a raw log and acks (docs/cloud-ingest.md)",
     )
-    p.add_argument("--rawlog", type=Path, help="split mode: the raw log file")
+    p.add_argument("--rawlog", type=Path, help="split mode: the raw log file (default: see docs)")
     p.add_argument("--no-create-schema", action="store_true", help="do not migrate at start")
     return p
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             queue_bound=args.queue_bound,
             mode=args.mode,
-            rawlog_path=args.rawlog,
+            rawlog_path=args.rawlog or default_rawlog(args.client_id, args.db),
         )
     except ValidationError as exc:
         print(f"bad ingest settings: {exc}")

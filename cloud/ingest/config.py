@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Annotated, Literal, Protocol
 
@@ -171,13 +173,26 @@ class IngestConfig(BaseModel):
         return tuple(shared(self.shared_group, f) for f in plain)
 
 
-def rawlog_path(settings: RawlogSettings) -> Path | None:
-    """Where the app keeps split ingest's raw log: ``ingest_rawlog_dir``, else beside a SQLite
-    database file, else the working directory (``IngestConfig.rawlog_file`` names the file)."""
-    name = f"ingest-rawlog-{settings.mqtt_client_id}.sqlite"
-    if settings.ingest_rawlog_dir is not None:
-        return settings.ingest_rawlog_dir / name
-    url = make_url(settings.db_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).parent / name
-    return None
+def default_rawlog(client_id: str, db_url: str, directory: Path | None = None) -> Path:
+    """Where split ingest keeps its raw log for this client id and main database.
+
+    In ``directory`` if given, else beside a SQLite database file, else in the user's state
+    directory (``$XDG_STATE_HOME/linli``, default ``~/.local/state/linli``) — durable, unlike a
+    temporary directory: the log holds acknowledged messages. The name carries a digest of the
+    database URL (password hidden) unless it sits beside its SQLite file, so a log is never
+    replayed into another database.
+    """
+    url = make_url(db_url)
+    file_db = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if directory is None and file_db:
+        return Path(str(url.database)).parent / f"ingest-rawlog-{client_id}.sqlite"
+    digest = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:12]
+    if directory is None:
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        directory = Path(state) / "linli"
+    return directory / f"ingest-rawlog-{client_id}-{digest}.sqlite"
+
+
+def rawlog_path(settings: RawlogSettings) -> Path:
+    """The app's raw log (split mode): :func:`default_rawlog` of its client id and database."""
+    return default_rawlog(settings.mqtt_client_id, settings.db_url, settings.ingest_rawlog_dir)

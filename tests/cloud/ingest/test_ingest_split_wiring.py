@@ -37,15 +37,20 @@ def test_linli_cloud_run_uses_split_ingest_unless_told_otherwise(
     assert Settings().ingest_mode == "inprocess"  # the library default is unchanged
 
 
-def test_the_raw_log_goes_beside_a_sqlite_database_or_into_the_given_directory(
-    tmp_path: Path,
+def test_the_raw_log_goes_beside_a_sqlite_database_or_into_a_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sqlite = Settings(db_url=f"sqlite:///{tmp_path / 'data' / 'linli.db'}", mqtt_client_id="c1")
     assert rawlog_path(sqlite) == tmp_path / "data" / "ingest-rawlog-c1.sqlite"
-    pg = Settings(db_url="postgresql+psycopg://u@127.0.0.1/linli", mqtt_client_id="c1")
-    assert rawlog_path(pg) is None  # IngestConfig then uses the working directory
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    pg = Settings(db_url="postgresql+psycopg://u:secret@127.0.0.1/linli", mqtt_client_id="c1")
+    path = rawlog_path(pg)
+    assert path.parent == tmp_path / "state" / "linli"
+    assert path.name.startswith("ingest-rawlog-c1-") and "secret" not in path.name
+    other = Settings(db_url="postgresql+psycopg://u:secret@127.0.0.1/other", mqtt_client_id="c1")
+    assert rawlog_path(other) != path  # never replayed into another database
     given = Settings(db_url=pg.db_url, mqtt_client_id="c1", ingest_rawlog_dir=tmp_path / "logs")
-    assert rawlog_path(given) == tmp_path / "logs" / "ingest-rawlog-c1.sqlite"
+    assert rawlog_path(given).parent == tmp_path / "logs"
 
 
 def test_the_app_builds_split_ingest_from_settings(tmp_path: Path) -> None:
