@@ -32,6 +32,12 @@ const LinliGov = (() => {
   function orgName(org) {
     return Linli.state.locale === "en" && org.name_en ? org.name_en : org.name;
   }
+  /* The organisation an incident, a whistle or a timeline entry names, in the page's language
+     (its Chinese name when it has no English one). */
+  function orgOf(item) {
+    if (!item || !item.org_name) return null;
+    return Linli.state.locale === "en" && item.org_name_en ? item.org_name_en : item.org_name;
+  }
 
   function stateBadge(incident, id) {
     return el("span", { class: "badge st gov-state state-" + incident.state, id: id || null, dataset: { state: incident.state } }, t("gov.state." + incident.state));
@@ -47,7 +53,7 @@ const LinliGov = (() => {
     if (d.to && d.from && d.to !== d.from) words.push("→ " + t("gov.state." + d.to));
     for (const key of ["note", "reason", "comment", "text", "override_reason"]) if (d[key]) words.push("· " + d[key]);
     if (d.rating) words.push("· " + "★".repeat(d.rating));
-    if (d.org_name) words.push("· " + d.org_name);
+    if (d.org_name) words.push("· " + orgOf(d));
     return words.join(" ");
   }
   function timeline(incident, id) {
@@ -136,6 +142,46 @@ const LinliGov = (() => {
     return null;
   }
 
+  /* Keep a screen current: refresh() runs when an incident changes (an "incident" event of the
+     live stream; a burst is coalesced), when the stream (re)connects (whatever was missed
+     meanwhile), and on a slow poll as a fallback. The poll period is pollS seconds unless
+     localStorage "linli.gov.poll_s" says otherwise. refresh() may return a promise; false means
+     "not now" (the user is typing): it is tried again 2 s later. Runs never overlap (a change
+     during one runs it once more afterwards). */
+  function live(refresh, pollS) {
+    const stored = Number(localStorage.getItem("linli.gov.poll_s"));
+    const period = (stored > 0 ? stored : pollS) * 1000;
+    let timer = null;
+    let running = false;
+    let again = false;
+    async function run() {
+      timer = null;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      try {
+        if ((await refresh()) === false && timer === null) timer = setTimeout(run, 2000);
+      } catch (error) {
+        console.warn("refresh", error);
+      } finally {
+        running = false;
+      }
+      if (again) {
+        again = false;
+        soon();
+      }
+    }
+    function soon() {
+      if (timer === null) timer = setTimeout(run, 150);
+    }
+    Linli.stream((event) => {
+      if (event.type === "incident" || event.type === "hello") soon();
+    });
+    setInterval(run, period);
+  }
+
   /* An API error in words, with the server's own message (e.g. why a close was refused). */
   function problem(error) {
     if (error instanceof Linli.ApiError && error.status === 422 && Array.isArray(error.detail)) {
@@ -144,5 +190,5 @@ const LinliGov = (() => {
     return Linli.errorText(error);
   }
 
-  return { PATHS, title, STATES, STAGES, UNRESOLVED, loadCatalogue, categoryName, orgName, stateBadge, overdueBadge, timeline, photos, facts, place, when, downscale, stageCells, nextStage, problem, describe };
+  return { PATHS, title, STATES, STAGES, UNRESOLVED, loadCatalogue, categoryName, orgName, orgOf, stateBadge, overdueBadge, timeline, photos, facts, place, when, downscale, stageCells, nextStage, problem, describe, live };
 })();

@@ -1,6 +1,7 @@
 /* Incident board (managers): incidents by state, overdue in red; detail with timeline, photos,
    linked alerts; dispatch, resolve, close, whistle, comment. The whistle board: which summoned
-   departments have reported each stage, which have not (polled every few seconds). */
+   departments have reported each stage, which have not. Both follow incident changes live (the
+   stream), with a slow poll as a fallback. */
 "use strict";
 (async () => {
   const { t, api, el, formatTime, toast } = Linli;
@@ -131,7 +132,7 @@
         ["resident.description", i.description],
         ["gov.created", G.when(i.created_at, i)],
         ["gov.due", G.when(i.due_at, i)],
-        ["gov.org", i.org_name],
+        ["gov.org", G.orgOf(i)],
         ["incidents.assignee", i.assignee],
         ["gov.accepted_at", G.when(i.accepted_at, i)],
         ["gov.arrived_at", G.when(i.arrived_at, i)],
@@ -190,7 +191,7 @@
           "tr",
           { dataset: { whistle: w.id, org: w.org_id, overdue: w.overdue_stage || "" }, class: w.overdue_stage ? "is-overdue" : null },
           withIncident ? el("td", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); showIncident(w.incident_id); } }, "#" + w.incident_id)) : null,
-          el("td", {}, w.org_name),
+          el("td", { class: "org" }, G.orgOf(w)),
           el("td", {}, formatTime(w.blown_at)),
           el("td", {}, (w.auto ? t("incidents.auto") + " · " : "") + (w.reason === "deadline" ? t("incidents.reason_deadline") : w.reason)),
           ...G.stageCells(w),
@@ -214,12 +215,12 @@
   }
 
   Linli.tabs({ board: loadBoard, whistles: loadWhistles });
-  /* Live enough for a wall screen: the board and the whistle board are polled. */
-  setInterval(() => {
+  /* The open tab follows incident changes live; the detail is not redrawn under a typing user. */
+  G.live(() => {
     const onWhistles = !document.querySelector('[data-view="whistles"]').classList.contains("hidden");
     const typing = $("incident-detail").contains(document.activeElement);
-    (onWhistles ? loadWhistles() : typing ? loadBoard() : selected ? select(selected) : loadBoard()).catch((e) => console.warn("refresh", e));
-  }, 5000);
+    return onWhistles ? loadWhistles() : typing ? loadBoard() : selected ? select(selected) : loadBoard();
+  }, 60);
   await loadBoard();
   const wanted = Number(new URLSearchParams(location.search).get("incident"));
   if (wanted) await select(wanted);

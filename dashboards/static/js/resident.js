@@ -120,7 +120,7 @@
       body.replaceChildren(
         G.facts(incident, [
           ["resident.description", incident.description],
-          ["gov.org", incident.org_name],
+          ["gov.org", G.orgOf(incident)],
           ["gov.due", G.when(incident.due_at, incident)],
           ["gov.resolved_at", G.when(incident.resolved_at, incident)],
           ["gov.disposal", incident.disposal_note],
@@ -189,10 +189,7 @@
   }
 
   await loadMine();
-  /* Follow the status; not while the resident is typing or rating in the list. */
-  setInterval(() => {
-    if ($("my-reports").contains(document.activeElement)) return;
-    loadMine().catch((error) => console.warn("reports", error));
-  }, 20000);
+  /* Follow the status live; not while the resident is typing or rating in the list. */
+  G.live(() => ($("my-reports").contains(document.activeElement) ? false : loadMine()), 60);
   document.body.dataset.ready = "1";
 })();

@@ -42,7 +42,7 @@
         return el(
           "div",
           { class: "gov-card" + (w.overdue_stage ? " is-overdue" : ""), dataset: { whistle: w.id, incident: w.incident_id, next: stage || "" } },
-          el("div", {}, el("strong", {}, i ? G.categoryName(i.category) : "#" + w.incident_id), " · ", w.org_name, " ", w.overdue_stage ? el("span", { class: "badge overdue" }, t("gov.overdue")) : null),
+          el("div", {}, el("strong", {}, i ? G.categoryName(i.category) : "#" + w.incident_id), " · ", el("span", { class: "org" }, G.orgOf(w)), " ", w.overdue_stage ? el("span", { class: "badge overdue" }, t("gov.overdue")) : null),
           i ? el("div", {}, G.title(i)) : null,
           i ? el("div", { class: "muted" }, G.place(i)) : null,
           el("div", { class: "muted" }, t("responder.blown", { time: formatTime(w.blown_at), reason: w.reason === "deadline" ? t("incidents.reason_deadline") : w.reason })),
@@ -139,9 +139,10 @@
     await loadOrders(whistles).catch((error) => $("my-orders").replaceChildren(el("p", { class: "muted" }, G.problem(error))));
   }
   await refresh();
-  setInterval(() => {
-    if (document.querySelector("main").contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
-    refresh();
-  }, 10000);
+  /* Follow new whistles and work orders live; not while a note is being typed. */
+  G.live(() => {
+    if (document.querySelector("main").contains(document.activeElement) && document.activeElement.tagName === "INPUT") return false;
+    return refresh();
+  }, 60);
   document.body.dataset.ready = "1";
 })();
