@@ -165,6 +165,8 @@ class Ingest:
             if supervisor is not None:  # stops the receiver process
                 supervisor.cancel()
                 await asyncio.gather(supervisor, return_exceptions=True)
+            if self.log_source is not None:
+                await asyncio.shield(asyncio.to_thread(self.log_source.discard_if_empty))
 
     def _next_batch(self) -> Prepared | None:
         c = self.config

@@ -128,6 +128,20 @@ class LogSource:
             idle = not self._inflight and self._cursor >= self._seen_last_id
         return idle and s.pid == self.child_pid and s.received == s.appended
 
+    def discard_if_empty(self) -> bool:
+        """After a clean stop (reader and receiver process stopped): delete the log file if
+        everything in it is stored, so logs of finished runs do not pile up. Not safe while
+        either is running."""
+        db = RawLog(self.path, self.config.rawlog_synchronous)
+        try:
+            empty = db.backlog().rows == 0
+        finally:
+            db.close()
+        if empty:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        return empty
+
     # -- the receiver process ------------------------------------------------------------------
 
     async def supervise(self) -> None:

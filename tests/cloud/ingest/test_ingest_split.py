@@ -91,7 +91,8 @@ async def test_split_stores_in_arrival_order_acks_and_settles(
     assert [s.duplicate for s in seen] == [False] * 50 + [True]
     assert count(engine, Reading.id) == 250
     assert ingest.stats.acked == 51 and ingest.stats.duplicates == 1
-    # Cancelling ingest stopped its receiver process.
+    # Cancelling ingest stopped its receiver process, and the raw log, all stored, is gone.
+    assert not cfg.rawlog_file().exists()
     assert ingest.log_source is not None
     pid = ingest.log_source.child_pid
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
