@@ -57,6 +57,7 @@ class SlaRow(BaseModel):
 
     org_id: int
     org_name: str
+    org_name_en: str | None = None
     dispatched: int
     on_time: int
     late: int
@@ -111,6 +112,7 @@ def compute_stats(
     now: datetime,
     *,
     drills_excluded: bool = True,
+    org_names_en: dict[int, str] | None = None,
 ) -> Stats:
     by_category = Counter(i.category for i in incidents)
     by_building = Counter(i.building or NO_BUILDING for i in incidents)
@@ -141,6 +143,7 @@ def compute_stats(
             SlaRow(
                 org_id=org_id,
                 org_name=org_names.get(org_id, str(org_id)),
+                org_name_en=(org_names_en or {}).get(org_id),
                 dispatched=c["dispatched"],
                 on_time=c["on_time"],
                 late=c["late"],
@@ -198,6 +201,12 @@ def stats(
         for w in db.scalars(select(Whistle).where(Whistle.incident_id.in_(ids)))
     ]
     orgs = {f.org_id for f in facts if f.org_id is not None}
-    found = db.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(orgs)))
-    names: dict[int, str] = {org_id: name for org_id, name in found}
-    return compute_stats(facts, whistles, names, now, drills_excluded=not include_drills)
+    found = db.execute(
+        select(Organisation.id, Organisation.name, Organisation.name_en).where(
+            Organisation.id.in_(orgs)
+        )
+    ).all()
+    names: dict[int, str] = {org_id: name for org_id, name, _ in found}
+    names_en = {org_id: name_en for org_id, _, name_en in found if name_en}
+    return compute_stats(facts, whistles, names, now, drills_excluded=not include_drills,
+                         org_names_en=names_en)  # fmt: skip

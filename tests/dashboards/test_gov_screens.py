@@ -372,6 +372,7 @@ def test_report_dispatch_whistle_resolve_confirm_close(
     expect(manager.locator("#stats-category tr[data-key='fire_hazard'] td.count")).to_have_text("1")
     expect(manager.locator("#stats-building tr[data-key='b1'] td.count")).to_have_text("1")
     sla = manager.locator(f"#stats-sla tr[data-org='{gov.property['id']}']")
+    expect(sla.locator("td.org")).to_have_text(property_name)
     expect(sla.locator("td").nth(1)).to_have_text("1")  # dispatched
     expect(sla.locator("td").nth(3)).to_have_text("1")  # late
     expect(sla).to_contain_text("0%")

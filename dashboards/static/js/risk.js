@@ -233,7 +233,7 @@
               el(
                 "tr",
                 { dataset: { org: o.org_id } },
-                el("td", {}, o.org_name),
+                el("td", { class: "org" }, G.orgOf(o)),
                 el("td", {}, String(o.dispatched)),
                 el("td", {}, String(o.on_time)),
                 el("td", {}, String(o.late)),

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from cloud.auth.deps import Role
-from cloud.governance import incidents, whistles
+from cloud.governance import incidents, orgs, whistles
+from cloud.governance.models import OrgPatch
 from cloud.governance.states import Action
 from cloud.risk.stats import percentile
 from tests.cloud.governance.conftest import SITE, GovApp, make_orgs
@@ -31,6 +32,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 def _seed(db: Session) -> tuple[int, int]:
     made = make_orgs(db)
+    orgs.patch_org(db, made.property, OrgPatch(name_en="Anju Property"))
 
     def at(base: datetime, seconds: float) -> datetime:
         return base + timedelta(seconds=seconds)
@@ -75,8 +77,10 @@ def test_stats_of_a_known_data_set(gov_app: GovApp) -> None:
     assert out["by_month"] == {"2026-10": 1, "2026-11": 3}
     sla = {row["org_id"]: row for row in out["sla"]}
     assert sla[prop] | {"org_name": ""} == {"org_id": prop, "org_name": "", "dispatched": 2,
-                                            "on_time": 1, "late": 1, "compliance": 0.5}  # fmt: skip
+                                            "on_time": 1, "late": 1, "compliance": 0.5,
+                                            "org_name_en": "Anju Property"}  # fmt: skip
     assert sla[prop]["org_name"] == "物业公司"
+    assert (sla[grid]["org_name"], sla[grid]["org_name_en"]) == ("一号楼网格", None)
     assert (sla[grid]["dispatched"], sla[grid]["late"], sla[grid]["compliance"]) == (1, 1, 0.0)
     times = out["response_times"]
     assert (times["ack_p50_s"], times["ack_p90_s"]) == (600.0, 1200.0)
