@@ -7,6 +7,7 @@ import cloud.alerts.tables  # alerts: alerts, alert_events, notifications
 import cloud.auth.tables  # accounts: users, sessions, audit log
 import cloud.commands.tables  # commands sent and their acks
 import cloud.faces.tables  # faces: persons, encodings, consent, versions, erasures
+import cloud.gate.tables  # gate: visitor pass uses
 import cloud.governance.tables  # governance: organisations, catalogue, incidents, whistles
 import cloud.registry.tables  # registry: sites, places, gateways, devices
 import cloud.risk.tables  # risk: register, residents, welfare checks, drills

@@ -1,7 +1,12 @@
-"""Visitor passes: issue (with a QR code), list, revoke. Issuing and revoking are audited.
+"""Visitor passes: issue (with a QR code), list, revoke, check; their uses. Issuing and
+revoking are audited, and announced to the gate sync (``cloud.gate.changes``), which sends the
+site's gateways the new set at once.
 
 The QR code carries ``LINLI-PASS:<code>``; a gate reader hands the code to the door policy,
-which checks the time window, the doors and the remaining uses.
+which checks the time window, the doors and the remaining uses. Uses come back from the
+gateways' access events (``cloud.gate.uses``): ``uses``, ``remaining`` and ``state`` (``active``
+or why the pass no longer opens: ``pass_revoked``, ``pass_expired``, ``pass_not_yet_valid``,
+``pass_used_up``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from sqlalchemy import select
 from cloud.api.params import RowId
 from cloud.auth import audit
 from cloud.auth.deps import DbSession, Principal, Role, require_roles
+from cloud.gate import changes, uses
 from dashboards.tables import VisitorPass
 from protocols.ids import Ident
 
@@ -65,6 +71,8 @@ class PassOut(BaseModel):
     valid_until: datetime
     max_uses: int
     uses: int
+    remaining: int
+    state: str = Field(description="active, pass_revoked, pass_expired, … (cloud.gate.uses)")
     created_by: str
     created_at: datetime
     revoked: bool
@@ -83,6 +91,8 @@ class PassOut(BaseModel):
             valid_until=row.valid_until,
             max_uses=row.max_uses,
             uses=row.uses,
+            remaining=uses.remaining(row),
+            state=uses.pass_state(row, datetime.now(UTC)),
             created_by=row.created_by,
             created_at=row.created_at,
             revoked=row.revoked_at is not None,
@@ -115,6 +125,7 @@ def issue_pass(body: PassIn, who: Issuer, db: DbSession) -> PassOut:
         f"visitor_pass:{row.id}",
         {"visitor": body.visitor_name, "until": body.valid_until.isoformat(), "uses": row.max_uses},
     )
+    changes.announce(db, row.site)
     db.commit()
     return PassOut.of(row)
 
@@ -156,5 +167,48 @@ def revoke_pass(pass_id: RowId, who: GateStaff, db: DbSession) -> PassOut:
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         audit.record(db, who, "visitor_pass.revoke", f"visitor_pass:{row.id}", {})
+        changes.announce(db, row.site)
         db.commit()
+    return PassOut.of(row)
+
+
+class PassUseOut(BaseModel):
+    gateway: str
+    door: str
+    method: str
+    at: datetime
+
+
+@router.get("/api/visitor-passes/{pass_id}/uses")
+def pass_uses(pass_id: RowId, who: GateStaff, db: DbSession) -> list[PassUseOut]:
+    """Each use the gateways reported, oldest first."""
+    _get(db, pass_id)
+    return [
+        PassUseOut(gateway=u.gateway, door=u.door, method=u.method, at=u.at)
+        for u in uses.uses_of(db, pass_id)
+    ]
+
+
+class PassCheck(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: Annotated[str, Field(min_length=6, max_length=64 + len(QR_PREFIX))] = Field(
+        description="The pass code, or the QR text LINLI-PASS:<code>"
+    )
+    door: Ident | None = None
+
+
+@router.post("/api/visitor-passes/check", responses={404: {}, 409: {}})
+def check_pass(body: PassCheck, who: GateStaff, db: DbSession) -> PassOut:
+    """Whether a presented pass opens now (a guard's check; the door decides by itself): the
+    pass if so; 409 with the reason (``pass_used_up``, ``pass_expired``, …) if not; 404
+    ``unknown_credential`` for an unknown code."""
+    code = body.code.removeprefix(QR_PREFIX)
+    row = db.scalars(select(VisitorPass).where(VisitorPass.code == code)).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, {"reason": "unknown_credential"})
+    state = uses.pass_state(row, datetime.now(UTC), body.door)
+    if state != "active":
+        detail = {"reason": state, "pass_id": row.id, "uses": row.uses, "max_uses": row.max_uses}
+        raise HTTPException(status.HTTP_409_CONFLICT, detail)
     return PassOut.of(row)

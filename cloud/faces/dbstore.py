@@ -21,6 +21,7 @@ from cloud.faces.tables import (
     FaceGalleryVersion,
     FacePerson,
 )
+from cloud.gate import changes
 from edge.gate import bundle as bundles
 
 
@@ -155,6 +156,7 @@ class DbGallery:
                             data=data,
                         )
                     )
+                    changes.announce(s, None)  # every gateway of every site needs it
             except IntegrityError:
                 continue  # another publisher took this version number: build the next one
             return info

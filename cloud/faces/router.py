@@ -6,8 +6,10 @@ this route is public but needs the version's capability token, which only travel
 ``gallery.sync`` command. ``GET /api/faces/gallery`` (staff) describes the latest version.
 
 The router's lifespan runs :class:`cloud.gate.sync.GateSync` beside the app when it has an MQTT
-publisher: each new gallery version and each change of the visitor passes reaches every
-gateway, re-sent until acknowledged. Gateways fetch bundles from ``LINLI_GATE_URL``.
+publisher: each new gallery version and each change of the visitor passes (issued, revoked,
+used) reaches every gateway, re-sent until acknowledged. It chains the sync's hook after the
+app's ingest ``on_stored`` hook, so a stored visitor pass grant is recorded at once. Gateways
+fetch bundles from ``LINLI_GATE_URL``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Response
@@ -28,6 +30,7 @@ from cloud.api.params import BIGINT_MAX
 from cloud.auth.deps import Staff, public
 from cloud.faces.dbstore import DbGallery
 from cloud.faces.store import GalleryStore, NotFound
+from cloud.ingest.models import OnStored, StoredMessage
 
 if TYPE_CHECKING:
     from cloud.gate.sync import GateSync
@@ -36,6 +39,9 @@ GalleryVersion = Annotated[int, Path(ge=0, le=BIGINT_MAX)]
 log = logging.getLogger(__name__)
 GATE_URL_ENV = "LINLI_GATE_URL"
 """The cloud's base URL as gateways reach it (for the gallery bundle URL in gallery.sync)."""
+POLL_STATE = "gate_poll_s"
+"""``app.state.gate_poll_s``: the gate sync's safety poll, if not :data:`DEFAULT_POLL_S`."""
+DEFAULT_POLL_S = 60.0
 
 
 @contextlib.asynccontextmanager
@@ -52,15 +58,37 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if base_url is None:
         log.info("%s not set: gallery.sync is off (visitor passes still sync)", GATE_URL_ENV)
     store = getattr(app.state, "faces_store", None) or DbGallery(services.engine)
-    sync = GateSync(services.sessions, publisher, store, base_url)
+    poll_s = getattr(app.state, POLL_STATE, None) or DEFAULT_POLL_S
+    sync = GateSync(services.sessions, publisher, store, base_url, poll_s=poll_s)
     app.state.gate_sync = sync
+    ingest = services.ingest
+    hooked = ingest.on_stored if ingest is not None else None
+    if ingest is not None:  # a stored visitor pass grant wakes the sync (it records the use)
+        ingest.on_stored = _chain(hooked, sync.on_stored)
     task = asyncio.create_task(_supervised(sync), name="gate-sync")
     try:
         yield
     finally:
+        if ingest is not None:
+            ingest.on_stored = hooked
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _chain(first: OnStored | None, then: OnStored) -> OnStored:
+    """``first`` (the rules runner, if any) keeps its place; ``then`` runs after it."""
+    if first is None:
+        return then
+
+    async def both(batch: Sequence[StoredMessage]) -> None:
+        await first(batch)
+        await then(batch)
+
+    return both
+
+
+RETRY_S = 5.0
 
 
 async def _supervised(sync: GateSync) -> None:
@@ -68,8 +96,8 @@ async def _supervised(sync: GateSync) -> None:
         try:
             await sync.run()
         except Exception:  # a supervisor boundary: a bad round must not end the sync
-            log.exception("gate sync round failed; again in %.0fs", sync.every_s)
-            await asyncio.sleep(sync.every_s)
+            log.exception("gate sync round failed; again in %.0fs", RETRY_S)
+            await asyncio.sleep(RETRY_S)
 
 
 router = APIRouter(prefix="/api/faces", tags=["faces"], lifespan=lifespan)

@@ -3,17 +3,26 @@
 Every approved (or pending) gateway of a site gets both commands, once there is something to
 send (a published gallery; a pass, or passes to clear) — the cloud does not know which
 gateways run a gate; one without a gate answers ``refused`` (unknown command), which ends the
-retries for it. :class:`GateSync` runs one round every ``every_s`` seconds:
+retries for it. One round of :class:`GateSync` (:meth:`GateSync.tick`):
 
+* **uses**: records the visitor pass uses the gateways reported (granted access events, read
+  from ``access_events``; :mod:`cloud.gate.uses`), so the pass sets below carry them;
 * **gallery**: when the latest published gallery version (``cloud.faces``: enrol or erase, then
   publish) is newer than the one last sent to a gateway, send ``gallery.sync`` for it;
 * **passes**: the site's visitor passes (``dashboards.tables.VisitorPass``: not revoked, not
-  expired a day ago; ``site`` = this site or none) are fingerprinted; when a gateway's last
-  sent set differs, send ``passes.sync`` (:mod:`edge.gate.passes`) with the whole set;
+  expired a day ago; ``site`` = this site or none) with their uses — in total and at this
+  gateway — are fingerprinted per gateway; when a gateway's last sent set differs, send
+  ``passes.sync`` (:mod:`edge.gate.passes`) with the whole set;
 * **retry until acknowledged**: each command is recorded by ``cloud.commands.service.issue``
   (which matches the gateway's ack); the newest unanswered one per gateway and name is published
   again, same ``cmd_id`` (the edge answers a repeat as a duplicate), every ``resend_s`` until it
   is acknowledged or expires.
+
+When rounds run: at start; whenever a write announces a change (:mod:`cloud.gate.changes`:
+pass issued or revoked, gallery published — in this process, or on PostgreSQL in any);
+whenever ingest stores a granted visitor pass event (:meth:`GateSync.on_stored`); when an
+unanswered command is due again; and otherwise every ``poll_s`` (a safety net for what no
+notification reaches: a SQLite writer in another process, a lost notification).
 
 It starts with the cloud app when the faces router is included and the app has an MQTT
 publisher (see :func:`cloud.faces.router.lifespan`). The gallery URL in ``gallery.sync`` is
@@ -23,14 +32,16 @@ publisher (see :func:`cloud.faces.router.lifespan`). The gallery URL in ``galler
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.commands.publisher import Publisher, PublishQueueFull
@@ -39,11 +50,21 @@ from cloud.commands.tables import CommandRow, CommandStatus
 from cloud.faces.store import GalleryStore
 from cloud.faces.sync import COMMAND as GALLERY_COMMAND
 from cloud.faces.sync import bundle_url
+from cloud.gate import changes
+from cloud.gate.tables import VisitorPassUse
+from cloud.gate.uses import record_uses, scan_mark, wire_id
+from cloud.ingest.models import StoredMessage
 from cloud.registry.tables import Approval, Gateway
 from dashboards.tables import VisitorPass
 from edge.gate.passes import COMMAND as PASSES_COMMAND
 from edge.gate.passes import PassesSync, SyncedPass
-from protocols.messages import Command
+from protocols.messages import (
+    AccessDecision,
+    AccessEvent,
+    Command,
+    GatewayState,
+    GatewayStatus,
+)
 
 log = logging.getLogger(__name__)
 GALLERY_TTL = timedelta(hours=24)
@@ -55,7 +76,8 @@ RECENTLY_EXPIRED = timedelta(days=1)
 
 
 def active_passes(session: Session, site: str, now: datetime) -> tuple[SyncedPass, ...]:
-    """The site's unrevoked visitor passes, valid now, later or until a day ago, oldest first."""
+    """The site's unrevoked visitor passes, valid now, later or until a day ago, oldest first,
+    with the uses the cloud knows of (``uses_here`` left 0: see :func:`for_gateway`)."""
     rows = session.scalars(
         select(VisitorPass)
         .where(
@@ -67,7 +89,7 @@ def active_passes(session: Session, site: str, now: datetime) -> tuple[SyncedPas
     )
     return tuple(
         SyncedPass(
-            pass_id=f"vp{row.id}",
+            pass_id=wire_id(row.id),
             code=row.code,
             doors=tuple(row.doors or ()),
             valid_from=row.valid_from,
@@ -76,6 +98,33 @@ def active_passes(session: Session, site: str, now: datetime) -> tuple[SyncedPas
             uses=row.uses,
         )
         for row in rows
+    )
+
+
+def uses_by_gateway(
+    session: Session, site: str, passes: Sequence[SyncedPass]
+) -> dict[str, dict[str, int]]:
+    """gateway → wire pass id → uses recorded at that gateway (passes with uses only)."""
+    ids = [int(p.pass_id[2:]) for p in passes if p.uses]
+    counts: dict[str, dict[str, int]] = {}
+    if not ids:
+        return counts
+    rows = session.execute(
+        select(VisitorPassUse.gateway, VisitorPassUse.pass_id, func.count())
+        .where(VisitorPassUse.site == site, VisitorPassUse.pass_id.in_(ids))
+        .group_by(VisitorPassUse.gateway, VisitorPassUse.pass_id)
+    )
+    for gateway, pass_id, n in rows:
+        counts.setdefault(gateway, {})[wire_id(pass_id)] = int(n)
+    return counts
+
+
+def for_gateway(passes: Sequence[SyncedPass], here: dict[str, int]) -> tuple[SyncedPass, ...]:
+    """The set as one gateway gets it: ``uses_here`` = the uses it made itself (so it can add
+    uses it made that the cloud has not heard of yet, without counting any twice)."""
+    return tuple(
+        p.model_copy(update={"uses_here": min(p.uses, here[p.pass_id])}) if p.pass_id in here else p
+        for p in passes
     )
 
 
@@ -93,6 +142,14 @@ def fingerprint(passes: tuple[SyncedPass, ...]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _pass_grant(message: object) -> bool:
+    return (
+        isinstance(message, AccessEvent)
+        and message.reason == "visitor_pass"
+        and message.decision is AccessDecision.GRANTED
+    )
+
+
 class GateSync:
     def __init__(
         self,
@@ -101,7 +158,7 @@ class GateSync:
         store: GalleryStore,
         base_url: str | None,
         *,
-        every_s: float = 2.0,
+        poll_s: float = 60.0,
         resend_s: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -109,28 +166,92 @@ class GateSync:
         self.publisher = publisher
         self.store = store
         self.base_url = base_url
-        self.every_s = every_s
+        self.poll_s = poll_s
         self.resend_s = resend_s
         self.clock = clock
         self._gallery_sent: dict[tuple[str, str], int] = {}
         self._passes_sent: dict[tuple[str, str], str] = {}
         self._last_version = 0
         self._published_at: dict[str, float] = {}
+        """Unanswered commands: cmd_id → when last published (monotonic)."""
         self._fresh: set[str] = set()
         """Commands published in the current round (never re-sent in the same round)."""
+        self._mark: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken = asyncio.Event()
+        self._pending_wake = threading.Event()
         self.sent = 0
         self.resent = 0
+        self.rounds = 0
+        self.wakes = 0
+        self.uses_recorded = 0
+
+    # -- when to run ----------------------------------------------------------------------
+    def wake(self, site: str | None = None) -> None:
+        """Run a round soon (thread-safe): what gateways of ``site`` need has changed."""
+        self.wakes += 1
+        self._pending_wake.set()
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to wake
+                loop.call_soon_threadsafe(self._woken.set)
+
+    async def on_stored(self, batch: Sequence[StoredMessage]) -> None:
+        """Ingest's hook: a stored, granted visitor pass event wakes a round (which records
+        the use and sends the new count to the site's gateways); so does a gateway's birth
+        (a new gateway gets the gallery and the passes without waiting for the poll)."""
+        for stored in batch:
+            if stored.duplicate:
+                continue
+            if _pass_grant(stored.message) or (
+                isinstance(stored.message, GatewayState)
+                and stored.message.status is GatewayStatus.ONLINE
+            ):
+                self.wake(stored.site)
+                return
 
     async def run(self) -> None:
-        while True:
-            await asyncio.to_thread(self.tick)
-            await asyncio.sleep(self.every_s)
+        """Rounds until cancelled: at start, on each wake, when a re-send is due, every
+        ``poll_s`` otherwise."""
+        self._loop = asyncio.get_running_loop()
+        self._woken = asyncio.Event()
+        engine = self.sessions.kw["bind"]
+        unsubscribe = changes.subscribe(engine, self.wake)
+        listener: asyncio.Task[None] | None = None
+        if engine.dialect.name == "postgresql":
+            listener = asyncio.create_task(changes.listen(engine, self.wake), name="gate-listen")
+        try:
+            while True:
+                self._woken.clear()
+                self._pending_wake.clear()
+                await asyncio.to_thread(self.tick)
+                if self._pending_wake.is_set():
+                    continue  # woken during the round: it may have missed that change
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.next_wait()):
+                        await self._woken.wait()
+        finally:
+            unsubscribe()
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
 
+    def next_wait(self) -> float:
+        """Seconds until the next round without a wake: the earliest re-send, at most poll_s."""
+        wait = self.poll_s
+        now = time.monotonic()
+        for at in self._published_at.values():
+            wait = min(wait, at + self.resend_s - now)
+        return max(0.05, wait)
+
+    # -- one round ------------------------------------------------------------------------
     def tick(self) -> None:
-        """One round: new gallery versions, changed pass sets, re-sends."""
+        """One round: pass uses reported, new gallery versions, changed pass sets, re-sends."""
         now = self.clock()
+        self.rounds += 1
         self._fresh.clear()
         with self.sessions() as session:
+            self._record_uses(session, now)
             gateways = session.execute(
                 select(Gateway.site, Gateway.id).where(Gateway.approval != Approval.REJECTED.value)
             ).all()
@@ -140,7 +261,7 @@ class GateSync:
                 by_site.setdefault(site, []).append(gateway)
             for site, members in by_site.items():
                 passes = active_passes(session, site, now)
-                mark = fingerprint(passes)
+                used = uses_by_gateway(session, site, passes)
                 for gateway in members:
                     key = (site, gateway)
                     if (
@@ -155,16 +276,30 @@ class GateSync:
                         }
                         self._send(session, key, GALLERY_COMMAND, params, now, GALLERY_TTL)
                         self._gallery_sent[key] = info.version
-                    if key not in self._passes_sent and not passes and not _had(session, key):
+                    mine = for_gateway(passes, used.get(gateway, {}))
+                    mark = fingerprint(mine)
+                    if key not in self._passes_sent and not mine and not _had(session, key):
                         self._passes_sent[key] = mark  # never had a pass: nothing to clear
                     if self._passes_sent.get(key) != mark:
                         version = max(int(now.timestamp() * 1000), self._last_version + 1)
                         self._last_version = version
-                        body = PassesSync(version=version, passes=passes).params()
+                        body = PassesSync(version=version, passes=mine).params()
                         self._send(session, key, PASSES_COMMAND, dict(body), now, PASSES_TTL)
                         self._passes_sent[key] = mark
             session.commit()
             self._resend(session, now)
+
+    def _record_uses(self, session: Session, now: datetime) -> None:
+        if self._mark is None:
+            self._mark = scan_mark(session)
+        while True:
+            recorded = record_uses(session, self._mark, now)
+            session.commit()
+            self.uses_recorded += recorded.uses
+            advanced = recorded.mark > self._mark
+            self._mark = recorded.mark
+            if not (advanced and recorded.more):
+                return
 
     def _send(
         self,
@@ -194,8 +329,9 @@ class GateSync:
     def _publish(self, site: str, gateway: str, command: Command) -> None:
         try:
             self.publisher.send(site, gateway, command)
-        except PublishQueueFull as exc:  # the re-send picks it up later
+        except PublishQueueFull as exc:  # the re-send picks it up in a second
             log.warning("%s to %s/%s not queued: %s", command.name, site, gateway, exc)
+            self._published_at[command.cmd_id] = time.monotonic() - self.resend_s + 1.0
             return
         self._published_at[command.cmd_id] = time.monotonic()
         self._fresh.add(command.cmd_id)
@@ -214,9 +350,11 @@ class GateSync:
         newest: dict[tuple[str, str, str], CommandRow] = {}
         for row in rows:
             newest.setdefault((row.site, row.gateway, row.name), row)
+        waiting = {r.cmd_id for r in newest.values() if r.status == CommandStatus.SENT.value}
+        # Answered, superseded and expired commands are no longer waited for.
+        self._published_at = {k: v for k, v in self._published_at.items() if k in waiting}
         for row in newest.values():
-            if row.status != CommandStatus.SENT.value:
-                self._published_at.pop(row.cmd_id, None)
+            if row.cmd_id not in waiting:
                 continue
             last = self._published_at.get(row.cmd_id)
             if row.cmd_id in self._fresh:

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from edge.gate.alarms import Alarm, AlarmEvent, DoorAlarms
 from edge.gate.events import EventFactory, EventSink, RateLimiter, thumbnail_jpeg
@@ -30,6 +31,9 @@ from edge.gate.policy import (
     decide,
 )
 from protocols.messages import AccessDecision, AccessEvent, AccessKind, AccessMethod
+
+if TYPE_CHECKING:
+    from edge.gate.passes import PassLedger
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,8 @@ class Gate:
         self.count_passages = count_passages
         self._recent: dict[tuple[str | None, str], datetime] = {}
         self.repeats_suppressed = 0
+        self.ledger: PassLedger | None = None
+        """Use counts of the synced visitor passes, shared with the gateway's other gates."""
         self._lock = threading.Lock()
 
     # -- configuration -------------------------------------------------------------------
@@ -137,7 +143,7 @@ class Gate:
             request = AccessRequest(
                 door=self.door, at=at, method=AccessMethod(credential.kind), credential=credential
             )
-            decision, self.state = decide(self.policy, self.state, request)
+            decision = self._decide(request)
             return self._emit(self._decided(decision, at, None))
 
     def contact(self, is_open: bool, at: datetime) -> list[AccessEvent]:
@@ -173,6 +179,21 @@ class Gate:
                 )
             ]
         return self._face_decision(sighting, at, None)
+
+    def _decide(self, request: AccessRequest) -> Decision:
+        """The policy's decision; synced visitor passes are counted gateway-wide (the ledger is
+        shared by every gate of the gateway, so the last use cannot be granted at two doors)."""
+        ledger = self.ledger
+        if ledger is None:
+            decision, self.state = decide(self.policy, self.state, request)
+            return decision
+        with ledger.lock:
+            counts = {**self.state.pass_uses, **ledger.counts()}
+            state = self.state.model_copy(update={"pass_uses": counts})
+            decision, self.state = decide(self.policy, state, request)
+            if decision.opens and decision.pass_id is not None:
+                ledger.used(decision.pass_id)
+        return decision
 
     def _repeat(self, person: str | None, reason: str, at: datetime) -> bool:
         """The same face outcome at this door less than ``repeat_s`` ago (a re-acquired track)."""
@@ -210,7 +231,7 @@ class Gate:
             liveness=sighting.liveness,
             frames=sighting.votes,
         )
-        decision, self.state = decide(self.policy, self.state, request)
+        decision = self._decide(request)
         if decision.reason is Reason.SECOND_FACTOR_REQUIRED:
             self._pending_face = (sighting, at)
         if credential is None and self._repeat(decision.person_id, decision.reason.value, at):

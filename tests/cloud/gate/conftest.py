@@ -14,13 +14,15 @@ from sqlalchemy.orm import Session
 from cloud.api import create_app
 from cloud.auth import service
 from cloud.auth.deps import Role
-from cloud.faces.router import GATE_URL_ENV
+from cloud.faces.router import GATE_URL_ENV, POLL_STATE
 from cloud.gate.sync import GateSync
 from cloud.settings import Settings
 from edge.config import EdgeConfig
 from edge.testing import edge_config
 from linli.services import Mosquitto
 from tests.dashboards.screens_support import LiveServer
+
+NO_POLL_S = 3600.0
 
 
 @dataclass
@@ -45,11 +47,13 @@ def live_cloud(
         stale_after_s=3600.0,
     )
     app = create_app(settings)
+    # Changes must arrive by notification (writes, ingest's hook), never by the safety poll.
+    setattr(app.state, POLL_STATE, NO_POLL_S)
     server = LiveServer(app)
     monkeypatch.setenv(GATE_URL_ENV, server.url)
     with server:
         sync: GateSync = app.state.gate_sync
-        sync.every_s = 0.3
+        assert sync.poll_s == NO_POLL_S
         with Session(app.state.engine) as db:
             user = service.create_user(db, "guard1", "correct horse battery", Role.GUARD)
             token, _ = service.issue_token(db, user, 3600)

@@ -53,32 +53,75 @@ def test_params_round_trip() -> None:
     assert json.loads(str(sync.params()["passes"]))[0]["doors"] == []
 
 
-def test_book_applies_newer_versions_and_keeps_use_counts(tmp_path: Path) -> None:
+def a_gate(door: str = "main") -> Gate:
     from edge.gate.faces import FaceEngine
 
     policy = PolicyConfig(doors={"main": DoorConfig(door="main"), "side": DoorConfig(door="side")})
-    gate = Gate(
-        door="main",
+    return Gate(
+        door=door,
         camera="cam1",
         pipeline=Pipeline(FaceEngine(), Gallery([], [])),
         policy=policy,
         sink=lambda e: None,
     )
+
+
+def use(gate: Gate, at: datetime, code: str = "abcdefgh") -> str:
+    """Present the pass's PIN; the decision's reason."""
+    return gate.credential(Credential(kind="pin", value=code), at)[0].reason
+
+
+AT = T0 + timedelta(minutes=5)
+GRANTED = Reason.VISITOR_PASS.value
+USED_UP = Reason.PASS_USED_UP.value
+
+
+def test_book_applies_newer_versions_and_counts_every_use_once(tmp_path: Path) -> None:
+    gate = a_gate()
     book = PassBook([gate], tmp_path / "passes.json")
-    assert book.apply(PassesSync(version=2, passes=(a_pass(uses=1),)))["changed"] is True
+    # The cloud knows of 1 use, made at another gateway; 3 allowed.
+    assert book.apply(PassesSync(version=2, passes=(a_pass(max_uses=3, uses=1),)))["changed"]
     assert gate.policy.passes[0].doors == frozenset({"main", "side"})  # no doors: every door
-    at = T0 + timedelta(minutes=5)
-    first = gate.credential(Credential(kind="pin", value="abcdefgh"), at)
-    assert first[0].decision is AccessDecision.GRANTED  # 1 use known to the cloud, 2 allowed
-    again = gate.credential(Credential(kind="pin", value="abcdefgh"), at)
-    assert again[0].reason == Reason.PASS_USED_UP.value
-    # An older command changes nothing; a re-sync keeps the edge's count.
+    assert use(gate, AT) == GRANTED  # 2 of 3
+    # An older command changes nothing.
     assert book.apply(PassesSync(version=1, passes=()))["changed"] is False
-    book.apply(PassesSync(version=3, passes=(a_pass(uses=0),)))
-    assert gate.credential(Credential(kind="pin", value="abcdefgh"), at)[0].reason == (
-        Reason.PASS_USED_UP.value
-    )
-    book.apply(PassesSync(version=4, passes=()))  # revoked everywhere
-    assert gate.credential(Credential(kind="pin", value="abcdefgh"), at)[0].reason == (
-        Reason.UNKNOWN_CREDENTIAL.value
-    )
+    # The cloud has not heard of our use yet: ours still counts (1 elsewhere + 1 here).
+    book.apply(PassesSync(version=3, passes=(a_pass(max_uses=3, uses=1),)))
+    assert book.ledger.counts() == {"vp1": 2}
+    # Now it has (uses 2, of which 1 here): still 2, not 3 — one more use, then used up.
+    book.apply(PassesSync(version=4, passes=(a_pass(max_uses=3, uses=2, uses_here=1),)))
+    assert book.ledger.counts() == {"vp1": 2}
+    assert use(gate, AT) == GRANTED
+    assert use(gate, AT) == USED_UP
+    book.apply(PassesSync(version=5, passes=()))  # revoked everywhere
+    assert use(gate, AT) == Reason.UNKNOWN_CREDENTIAL.value
+
+
+def test_gates_of_one_gateway_share_the_count(tmp_path: Path) -> None:
+    main, side = a_gate("main"), a_gate("side")
+    book = PassBook([main, side], tmp_path / "passes.json")
+    book.apply(PassesSync(version=1, passes=(a_pass(max_uses=1),)))
+    assert use(main, AT) == GRANTED
+    assert use(side, AT) == USED_UP  # the one use was made at the other door
+
+
+def test_own_uses_survive_a_reboot_before_the_cloud_hears_of_them(tmp_path: Path) -> None:
+    book = PassBook([gate := a_gate()], tmp_path / "passes.json")
+    sync = PassesSync(version=1, passes=(a_pass(max_uses=1),))
+    book.apply(sync)
+    book._save(sync)
+    assert use(gate, AT) == GRANTED
+    # Reboot while offline: the cached set still says 0 uses, the gateway's own count says 1.
+    again = a_gate()
+    rebooted = PassBook([again], tmp_path / "passes.json")
+    rebooted.load_cached()
+    assert rebooted.ledger.counts() == {"vp1": 1}
+    assert use(again, AT) == USED_UP
+
+
+def test_uses_here_above_uses_is_refused() -> None:
+    with pytest.raises(CommandRefused, match="uses_here"):
+        sync = PassesSync(version=1, passes=(a_pass(),))
+        body = json.loads(str(sync.params()["passes"]))
+        body[0] |= {"uses": 1, "uses_here": 2}
+        PassesSync.from_params({"version": 1.0, "passes": json.dumps(body)})
