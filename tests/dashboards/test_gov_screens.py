@@ -428,6 +428,50 @@ def test_resident_reopens_a_resolved_report_with_a_reason(pages: Pages, gov: Gov
     assert_no_raw_keys(page)
 
 
+CUT_STREAM = """
+(() => {
+  const Real = window.WebSocket;
+  window.__streams = [];
+  window.__streamBlocked = false;
+  window.WebSocket = class extends Real {
+    constructor(url, ...rest) {
+      super(window.__streamBlocked ? "ws://127.0.0.1:9/" : url, ...rest);
+      window.__streams.push(this);
+    }
+  };
+})();
+"""
+"""The page's WebSocket, recorded; while ``__streamBlocked`` it cannot reconnect (a dead port)."""
+
+
+def test_a_page_catches_up_after_the_stream_reconnects(pages: Pages, gov: Gov) -> None:
+    """What changed while the stream was down shows once it is back, not at the (hour-long)
+    poll: the page re-reads when the stream says hello again."""
+    with httpx.Client(base_url=gov.url, timeout=30) as resident_api:
+        login = {"username": "resident1", "password": PASSWORD}
+        assert resident_api.post("/api/auth/login", json=login).status_code == 200
+        made = resident_api.post("/api/gov/reports", json={
+            "site": gov.site, "category": "repair_water", "building": "b1",
+            "location": "1-101", "description": "漏水"})  # fmt: skip
+        assert made.status_code == 201, made.text
+    incident = made.json()["id"]
+    page = in_language(pages, "zh-CN", **PHONE)
+    page.add_init_script(CUT_STREAM)
+    sign_in(page, gov.url, "resident1")
+    page.wait_for_selector("body[data-ready='1']")
+    card = page.locator(f"#report-{incident}")
+    expect(card).to_have_attribute("data-state", "reported")
+    expect(page.locator("#conn.up")).to_have_count(1)
+    page.evaluate("window.__streamBlocked = true; window.__streams.at(-1).close()")
+    expect(page.locator("#conn.down")).to_have_count(1)
+    gov.post(f"/api/gov/incidents/{incident}/dispatch", org_id=gov.property["id"])
+    page.wait_for_timeout(1000)  # the change's event went out while the page was deaf
+    expect(card).to_have_attribute("data-state", "reported", timeout=1)
+    page.evaluate("window.__streamBlocked = false")
+    expect(page.locator("#conn.up")).to_have_count(1, timeout=20_000)
+    expect(card).to_have_attribute("data-state", "dispatched")
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 def test_risk_register_stats_and_drills_pages(pages: Pages, gov: Gov, locale: str) -> None:
     w = Words(locale)
