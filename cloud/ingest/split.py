@@ -88,6 +88,7 @@ class LogSource:
         self._inflight: set[int] = set()  # handed over, not yet stored
         self._ahead: set[int] = set()  # ids > cursor handed over by the fast lane
         self._urgent_seen = 0  # urgent rows up to here are handed over
+        self._lane_after: dict[str, int] = {}
         self._seen_last_id = 0  # the log's last id when the status was last read
         self.status = ReceiverStatus()
         self.backlog_rows = 0  # rows in the log not yet handed over (refreshed by the reader)
@@ -274,15 +275,21 @@ class LogSource:
     def _fast_lane(self, db: RawLog, room: int) -> list[LogRow]:
         """Urgent rows beyond the cursor with their gateways' earlier unread rows, in order."""
         picked: dict[int, LogRow] = {}
+        # Per gateway (its first uplink topic): the highest id already handed over ahead.
+        self._lane_after = {k: v for k, v in self._lane_after.items() if v > self._cursor}
         for uid, utopic in db.urgent_after(max(self._cursor, self._urgent_seen), URGENT_SCAN):
             left = room - len(picked)
             if left <= 0:
                 break
-            rows = db.rows_of_topics(_gateway_topics(utopic), self._cursor, uid, left)
+            topics = _gateway_topics(utopic)
+            after = max(self._cursor, self._lane_after.get(topics[0], 0))
+            rows = [] if uid <= after else db.rows_of_topics(topics, after, uid, left)
             for row in rows:
                 if row.id not in self._ahead:
                     picked[row.id] = row
-            if not rows or rows[-1].id != uid:
+            if rows:
+                self._lane_after[topics[0]] = rows[-1].id
+            if uid > after and (not rows or rows[-1].id != uid):
                 break  # its gateway's backlog did not fit: the rest next time
             self._urgent_seen = uid
         if picked:

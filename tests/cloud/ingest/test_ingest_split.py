@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +22,15 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from cloud.ingest import Ingest, StoredMessage
-from cloud.ingest.buffer import Delivery
+from cloud.ingest.buffer import BoundedBuffer, Delivery
+from cloud.ingest.config import IngestConfig
 from cloud.ingest.rawlog import RawLog
+from cloud.ingest.split import LogSource
 from cloud.registry import Registry
 from cloud.storage.tables import Reading, StoredEnvelope
 from linli.services import Mosquitto
 from protocols.messages import DeviceEvent, Telemetry
-from protocols.topics import Channel
+from protocols.topics import Channel, topic
 from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, count, running, until
 from tests.cloud.ingest.test_ingest_restart import distinct_readings
 
@@ -200,3 +203,44 @@ async def test_urgent_message_overtakes_a_log_backlog_after_its_own_gateways_mes
     ]
     assert bulk_seqs == list(range(600))
     assert count(engine, StoredEnvelope.id) == 602
+
+
+def test_log_fast_lane_and_mark_without_a_broker(tmp_path: Path) -> None:
+    """The reader alone (no receiver process): an urgent row deep in the log is handed over
+    with its own gateway's earlier rows first; the mark only passes rows stored in order."""
+    gw1, gw2 = (topic("s1", g, Channel.TELEMETRY) for g in ("gw1", "gw2"))
+    alarm = topic("s1", "gw2", Channel.EVENT)
+    layout = [gw1] * 6 + [gw2, gw1, alarm, gw1, gw1]  # ids 1..11; 9 is urgent
+    path = tmp_path / "raw.sqlite"
+    log = RawLog(path)
+    log.append(
+        [
+            Delivery(t, str(i).encode(), 0, 1, datetime.now(UTC), urgent=t == alarm)
+            for i, t in enumerate(layout, start=1)
+        ]
+    )
+    buffer = BoundedBuffer(4, 1 << 20)
+    source = LogSource(IngestConfig(mode="split", rawlog_path=path), buffer)
+    source.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(buffer) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first = buffer.take(4, 0.0, 5.0)
+        assert [d.mid for d in first] == [7, 9]  # gw2's telemetry, then its alarm
+        assert [d.payload for d in first] == [b"7", b"9"] and first[1].urgent
+        source.ack(first)
+        time.sleep(0.1)
+        assert log.mark() == 0  # 1..6 are not stored yet
+        taken = [d.mid for d in first]
+        while len(taken) < len(layout) and time.monotonic() < deadline:
+            batch = buffer.take(4, 0.0, 1.0)
+            taken += [d.mid for d in batch]
+            source.ack(batch)
+        assert taken == [7, 9, 1, 2, 3, 4, 5, 6, 8, 10, 11]
+        while log.mark() < 11 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log.mark() == 11 and source.ahead_rows == 2
+    finally:
+        source.stop()
+        log.close()
