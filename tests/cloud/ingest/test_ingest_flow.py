@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -102,21 +103,20 @@ async def test_hook_failure_does_not_stop_ingest(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["inprocess", "split"])
 async def test_two_processes_in_a_shared_group_store_everything_once(
-    engine: Engine, mosquitto: Mosquitto, publisher: Publisher, site: str
+    engine: Engine, mosquitto: Mosquitto, publisher: Publisher, site: str, mode: str, tmp_path: Path
 ) -> None:
+    """Split mode: each member has its own client id, receiver process and raw log."""
     gw = Gateway(site)
-    common = {"shared_group": "ingest", "retry_backoff_s": 0.05, "batch_size": 20}
-    one = Ingest(
-        config(mosquitto, site, **common).model_copy(update={"client_id": f"a-{site}"}),
-        engine,
-        Registry(engine),
-    )
-    two = Ingest(
-        config(mosquitto, site, **common).model_copy(update={"client_id": f"b-{site}"}),
-        engine,
-        Registry(engine),
-    )
+    common = {"shared_group": "ingest", "retry_backoff_s": 0.05, "batch_size": 20, "mode": mode}
+
+    def member(name: str) -> Ingest:
+        update = {"client_id": f"{name}-{site}", "rawlog_path": tmp_path / f"{name}.sqlite"}
+        cfg = config(mosquitto, site, **common).model_copy(update=update)
+        return Ingest(cfg, engine, Registry(engine))
+
+    one, two = member("a"), member("b")
     async with running(one), running(two):
         publisher.send([gw.frame(gw.telemetry(readings=2)) for _ in range(300)])
         await until(lambda: count(engine, StoredEnvelope.id) == 300)
