@@ -62,6 +62,7 @@ from protocols.messages import (
     AccessDecision,
     AccessEvent,
     Command,
+    CommandAck,
     GatewayState,
     GatewayStatus,
 )
@@ -173,7 +174,11 @@ class GateSync:
         self._passes_sent: dict[tuple[str, str], str] = {}
         self._last_version = 0
         self._published_at: dict[str, float] = {}
-        """Unanswered commands: cmd_id → when last published (monotonic)."""
+        """Unanswered commands: cmd_id → when last published (monotonic); under ``_lock``."""
+        self._acked: set[str] = set()
+        """Acks ingest has stored that the database may not show yet (the rules runner
+        applies them); under ``_lock``."""
+        self._lock = threading.Lock()
         self._fresh: set[str] = set()
         """Commands published in the current round (never re-sent in the same round)."""
         self._mark: int | None = None
@@ -201,6 +206,8 @@ class GateSync:
         the use and sends the new count to the site's gateways); so does a gateway's birth
         (a new gateway gets the gallery and the passes without waiting for the poll)."""
         for stored in batch:
+            if isinstance(stored.message, CommandAck):
+                self._answered(stored.message.cmd_id)
             if stored.duplicate:
                 continue
             if _pass_grant(stored.message) or (
@@ -208,7 +215,18 @@ class GateSync:
                 and stored.message.status is GatewayStatus.ONLINE
             ):
                 self.wake(stored.site)
-                return
+
+    def _answered(self, cmd_id: str) -> None:
+        """A sync command was acknowledged: no re-send is due for it (the wait is recomputed;
+        no round runs for that)."""
+        with self._lock:
+            known = self._published_at.pop(cmd_id, None) is not None
+            if known:
+                self._acked.add(cmd_id)
+        loop = self._loop
+        if known and loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._woken.set)
 
     async def run(self) -> None:
         """Rounds until cancelled: at start, on each wake, when a re-send is due, every
@@ -221,15 +239,21 @@ class GateSync:
         if engine.dialect.name == "postgresql":
             listener = asyncio.create_task(changes.listen(engine, self.wake), name="gate-listen")
         try:
+            due = True
             while True:
+                if due:
+                    self._pending_wake.clear()
+                    await asyncio.to_thread(self.tick)
                 self._woken.clear()
-                self._pending_wake.clear()
-                await asyncio.to_thread(self.tick)
-                if self._pending_wake.is_set():
-                    continue  # woken during the round: it may have missed that change
-                with contextlib.suppress(TimeoutError):
+                if self._pending_wake.is_set():  # woken during the round: it may have missed it
+                    due = True
+                    continue
+                try:
                     async with asyncio.timeout(self.next_wait()):
                         await self._woken.wait()
+                    due = self._pending_wake.is_set()  # else an ack: only the wait changed
+                except TimeoutError:
+                    due = True  # a re-send is due, or the safety poll
         finally:
             unsubscribe()
             if listener is not None:
@@ -240,8 +264,9 @@ class GateSync:
         """Seconds until the next round without a wake: the earliest re-send, at most poll_s."""
         wait = self.poll_s
         now = time.monotonic()
-        for at in self._published_at.values():
-            wait = min(wait, at + self.resend_s - now)
+        with self._lock:
+            for at in self._published_at.values():
+                wait = min(wait, at + self.resend_s - now)
         return max(0.05, wait)
 
     # -- one round ------------------------------------------------------------------------
@@ -331,9 +356,11 @@ class GateSync:
             self.publisher.send(site, gateway, command)
         except PublishQueueFull as exc:  # the re-send picks it up in a second
             log.warning("%s to %s/%s not queued: %s", command.name, site, gateway, exc)
-            self._published_at[command.cmd_id] = time.monotonic() - self.resend_s + 1.0
+            with self._lock:
+                self._published_at[command.cmd_id] = time.monotonic() - self.resend_s + 1.0
             return
-        self._published_at[command.cmd_id] = time.monotonic()
+        with self._lock:
+            self._published_at[command.cmd_id] = time.monotonic()
         self._fresh.add(command.cmd_id)
 
     def _resend(self, session: Session, now: datetime) -> None:
@@ -350,13 +377,17 @@ class GateSync:
         newest: dict[tuple[str, str, str], CommandRow] = {}
         for row in rows:
             newest.setdefault((row.site, row.gateway, row.name), row)
-        waiting = {r.cmd_id for r in newest.values() if r.status == CommandStatus.SENT.value}
+        unanswered = {r.cmd_id for r in newest.values() if r.status == CommandStatus.SENT.value}
         # Answered, superseded and expired commands are no longer waited for.
-        self._published_at = {k: v for k, v in self._published_at.items() if k in waiting}
+        with self._lock:
+            self._acked &= unanswered
+            waiting = unanswered - self._acked
+            self._published_at = {k: v for k, v in self._published_at.items() if k in waiting}
+            due = dict(self._published_at)
         for row in newest.values():
             if row.cmd_id not in waiting:
                 continue
-            last = self._published_at.get(row.cmd_id)
+            last = due.get(row.cmd_id)
             if row.cmd_id in self._fresh:
                 continue
             if last is not None and time.monotonic() - last < self.resend_s:

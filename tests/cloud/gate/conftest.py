@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.orm import Session
 
 from cloud.api import create_app
@@ -31,17 +33,17 @@ class LiveCloud:
     db_url: str
     client: httpx.Client
     sync: GateSync
+    app: FastAPI
 
 
-@pytest.fixture
-def live_cloud(
-    tmp_path: Path, mosquitto: Mosquitto, site: str, monkeypatch: pytest.MonkeyPatch
+@contextmanager
+def serve_cloud(
+    db_url: str, broker: Mosquitto, site: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LiveCloud]:
-    db_url = f"sqlite:///{tmp_path / 'cloud.db'}"
     settings = Settings(
         db_url=db_url,
         mqtt_enabled=True,
-        mqtt_port=mosquitto.port,
+        mqtt_port=broker.port,
         mqtt_client_id=f"cloud-{site}",
         tick_s=0.5,
         stale_after_s=3600.0,
@@ -60,11 +62,29 @@ def live_cloud(
             db.commit()
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
-            yield LiveCloud(server.url, db_url, client, sync)
+            yield LiveCloud(server.url, db_url, client, sync, app)
+
+
+@pytest.fixture
+def live_cloud(
+    tmp_path: Path, mosquitto: Mosquitto, site: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveCloud]:
+    """On SQLite."""
+    with serve_cloud(f"sqlite:///{tmp_path / 'cloud.db'}", mosquitto, site, monkeypatch) as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def live_cloud_pg(
+    pg_url: str, mosquitto: Mosquitto, site: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveCloud]:
+    """On PostgreSQL (where writers in other processes wake the sync by NOTIFY)."""
+    with serve_cloud(pg_url, mosquitto, site, monkeypatch) as cloud:
+        yield cloud
 
 
 def gate_edge_config(
-    tmp_path: Path, broker: Mosquitto, site: str, people: dict[str, Any]
+    tmp_path: Path, broker: Mosquitto, site: str, people: dict[str, Any], gateway: str = "gw1"
 ) -> EdgeConfig:
     """An edge with one gate (door ``main``, liveness off: still test photos) and no camera
     frames of its own (an empty folder): the tests hand frames and credentials to the gate."""
@@ -74,6 +94,7 @@ def gate_edge_config(
         tmp_path,
         broker,
         site,
+        gateway,
         actuators={"doors": [{"id": "main", "open_seconds": 5}]},
         gates=[
             {
