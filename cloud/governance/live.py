@@ -11,8 +11,8 @@ to the hub::
 ``roles``/``users``/``reporter`` say who may see it, as :mod:`cloud.governance.access` decides
 (the stream filters on them and does not pass them on): managers, admins, guards and the
 viewer; the assignee and the members of the organisations it was dispatched or whistled to; a
-resident only for their own report. A rolled-back transaction publishes nothing. Screens
-re-read what they show when such an event arrives.
+resident only for their own report. A rolled-back transaction publishes nothing, nor does
+what a rolled-back savepoint did. Screens re-read what they show when such an event arrives.
 """
 
 from __future__ import annotations
@@ -36,9 +36,20 @@ _READY = "linli.gov.events"
 _SEE_ALL = sorted(role.value for role in SEE_ALL)
 
 
+Touch = tuple[SessionTransaction | None, int, str]
+"""(the savepoint it happened in, None outside any; incident id; action)."""
+
+
 def touched(db: Session, incident_id: int, action: str) -> None:
     """Note that ``incident_id`` changed in this session's transaction (by ``action``)."""
-    db.info.setdefault(_TOUCHED, {}).setdefault(incident_id, []).append(action)
+    db.info.setdefault(_TOUCHED, []).append((db.get_nested_transaction(), incident_id, action))
+
+
+def _changed(touches: list[Touch]) -> dict[int, list[str]]:
+    changed: dict[int, list[str]] = {}
+    for _, incident_id, action in touches:
+        changed.setdefault(incident_id, []).append(action)
+    return changed
 
 
 def incident_event(db: Session, incident_id: int, actions: list[str]) -> dict[str, Any] | None:
@@ -81,7 +92,7 @@ class LiveIncidents:
     def _before_commit(self, db: Session) -> None:
         if db.get_nested_transaction() is not None:
             return  # a savepoint is released: wait for the transaction itself
-        changed: dict[int, list[str]] = db.info.pop(_TOUCHED, {})
+        changed = _changed(db.info.pop(_TOUCHED, []))
         if not changed:
             return
         try:
@@ -93,7 +104,13 @@ class LiveIncidents:
         db.info.setdefault(_READY, []).extend(e for e in events if e is not None)
 
     def _after_commit(self, db: Session) -> None:
-        if db.get_nested_transaction() is not None:
+        released = db.get_nested_transaction()
+        if released is not None:  # a savepoint: its changes now belong to the one around it
+            around = released.parent if released.parent and released.parent.nested else None
+            db.info[_TOUCHED] = [
+                (around if t[0] is released else t[0], t[1], t[2])
+                for t in db.info.get(_TOUCHED, [])
+            ]
             return
         for item in db.info.pop(_READY, []):
             self.hub.publish(item)
@@ -103,6 +120,9 @@ class LiveIncidents:
         if previous.parent is None:  # the whole transaction: its changes never happened
             db.info.pop(_TOUCHED, None)
             db.info.pop(_READY, None)
+        elif previous.nested:  # a savepoint: what happened inside it did not
+            kept = [t for t in db.info.get(_TOUCHED, []) if t[0] is not previous]
+            db.info[_TOUCHED] = kept
 
 
 def install(sessions: sessionmaker[Session], hub: Hub) -> LiveIncidents:

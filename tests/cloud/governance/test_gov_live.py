@@ -1,16 +1,22 @@
 """Incident changes reach ``/api/stream`` live, only for those who may see the incident: a
 resident hears of their own reports only, a responder of incidents dispatched or whistled to
-their organisations, managers of everything; nothing for a refused (rolled-back) action; the
-deadline loop's automatic whistle is heard too."""
+their organisations, managers of everything; nothing for a refused action or a rolled-back
+transaction (or savepoint); the deadline loop's automatic whistle is heard too."""
 
 from __future__ import annotations
 
 from contextlib import ExitStack
 from typing import Any
 
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import WebSocketTestSession
 
 from cloud.auth.deps import Role
+from cloud.governance import incidents, live
+from cloud.governance.incidents import ActionArgs
+from cloud.governance.states import Action
+from cloud.notify.hub import Hub
 from tests.cloud.governance.conftest import GovApp
 
 SITE = "live-site"
@@ -101,3 +107,50 @@ def test_incident_changes_reach_those_who_may_see_them(gov_app: GovApp) -> None:
         assert summary(got["res1"]) == summary(got["fire1"])
         assert [e["id"] for e in got["manager"]] == [iid]
         assert got["res2"] == [] and got["other1"] == []
+
+
+class Bail(Exception):
+    """Rolls a savepoint back in the test."""
+
+
+@pytest.mark.anyio
+async def test_rolled_back_changes_are_not_published(sessions: sessionmaker[Session]) -> None:
+    hub = Hub()
+    live.install(sessions, hub)
+
+    def new(db: Session, title: str) -> int:
+        return incidents.open_incident(db, site=SITE, title=title, category="noise",
+                                       source="manual", actor="mgr")  # fmt: skip
+
+    async with hub.subscribe(frozenset({"incident"})) as sub:
+        with sessions() as db:
+            new(db, "rolled back")
+            db.rollback()
+            kept = new(db, "kept")
+            db.commit()
+        with sessions.begin() as db:
+            outer = new(db, "outer")
+            with pytest.raises(Bail), db.begin_nested():
+                with db.begin_nested():  # released into the savepoint around it…
+                    incidents.act(db, outer, Action.CANCEL, actor="mgr",
+                                  args=ActionArgs(reason="undone"))  # fmt: skip
+                raise Bail  # …which is rolled back
+            with db.begin_nested():  # released: it stays
+                incidents.act(db, outer, Action.COMMENT, actor="mgr",
+                              args=ActionArgs(comment="kept"))  # fmt: skip
+        with pytest.raises(Bail), sessions.begin() as db:
+            new(db, "failed")
+            raise Bail
+        events = []
+        while not sub.queue.empty():
+            events.append(sub.queue.get_nowait())
+    assert [(e["id"], e["actions"]) for e in events] == [
+        (kept, ["opened"]),
+        (outer, ["opened", "comment"]),
+    ]
+    with sessions() as db:
+        timeline = incidents.timeline(db, outer)
+    assert [(t["action"], t["detail"].get("text")) for t in timeline] == [
+        ("opened", None),
+        ("comment", "kept"),
+    ]
