@@ -130,8 +130,9 @@ class IngestConfig(BaseModel):
         0.005,
         gt=0,
         le=0.01,
-        description="split mode: how often an idle ingest looks for new rows in the raw log "
-        "(it is on the alert path: at most 10 ms)",
+        description="split mode: how often ingest looks again while its buffer is full (new "
+        "rows in an idle log wake it at once through a pipe from the receiver; at most 10 ms: "
+        "it is on the alert path)",
     )
     rawlog_synchronous: Literal["NORMAL", "FULL"] = Field(
         "NORMAL",

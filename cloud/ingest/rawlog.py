@@ -17,6 +17,8 @@ bytes is the last row's ``cum`` minus the marked row's (``backlog``), without a 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -266,3 +268,10 @@ class _Commit:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def poke(fd: int) -> None:
+    """Write a wake-up byte to a non-blocking pipe (the receiver → ingest's idle reader).
+    A full pipe already holds a wake-up; a broken one has no reader left."""
+    with contextlib.suppress(BlockingIOError, BrokenPipeError):
+        os.write(fd, b"!")

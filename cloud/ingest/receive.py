@@ -18,6 +18,7 @@ broker holds the rest — memory and disk stay bounded, nothing is dropped.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -31,7 +32,7 @@ from pydantic import ValidationError
 
 from cloud.ingest.buffer import MAX_BUFFER_BYTES, BoundedBuffer, Delivery
 from cloud.ingest.config import IngestConfig
-from cloud.ingest.rawlog import RawLog, ReceiverStatus
+from cloud.ingest.rawlog import RawLog, ReceiverStatus, poke
 from cloud.ingest.receiver import Receiver
 
 log = logging.getLogger("cloud.ingest.receive")  # not __main__ when run with -m
@@ -43,8 +44,9 @@ BUDGET_POLL_S = 0.05  # while over budget: how often to look at the mark again
 class ReceiverProcess:
     """The loop of the receiver process (also usable in a thread, for tests)."""
 
-    def __init__(self, config: IngestConfig) -> None:
+    def __init__(self, config: IngestConfig, wake_fd: int | None = None) -> None:
         self.config = config
+        self._wake_fd = wake_fd  # written after each append: wakes ingest's idle reader
         self.buffer = BoundedBuffer(config.queue_bound, MAX_BUFFER_BYTES)
         self._dirty = threading.Event()
         self.receiver = Receiver(config, self.buffer, self._dirty.set)
@@ -96,6 +98,7 @@ class ReceiverProcess:
                 elif self._dirty.is_set():
                     self._dirty.clear()
                     rawlog.write_status(self._status())
+                    self._wake()
         finally:
             self.receiver.stop()  # what is buffered stays unacknowledged: the broker keeps it
             rawlog.write_status(self._status())
@@ -116,9 +119,14 @@ class ReceiverProcess:
                 delay = min(delay * 2, 10.0)
         self.appended += len(batch)
         self.batches += 1
+        self._wake()
         self.acked += self.receiver.ack(batch)
         self.last_acked = time.time()
         self._dirty.set()
+
+    def _wake(self) -> None:
+        if self._wake_fd is not None:
+            poke(self._wake_fd)
 
 
 def _watch_parent(stop: threading.Event) -> None:
@@ -131,6 +139,9 @@ def _watch_parent(stop: threading.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cloud.ingest.receive", description=__doc__)
+    p.add_argument("--wake-fd", type=int, help="a pipe to write a byte to after each append")
+    args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -148,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     threading.Thread(target=_watch_parent, args=(stop,), name="parent-watch", daemon=True).start()
-    process = ReceiverProcess(config)
+    process = ReceiverProcess(config, args.wake_fd)
     log.info("receiver %s logging to %s", config.client_id, config.rawlog_file())
     process.run(stop)
     log.info("receiver stopped: %d appended, %d acknowledged", process.appended, process.acked)

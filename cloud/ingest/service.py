@@ -166,7 +166,7 @@ class Ingest:
                 supervisor.cancel()
                 await asyncio.gather(supervisor, return_exceptions=True)
             if self.log_source is not None:
-                await asyncio.shield(asyncio.to_thread(self.log_source.discard_if_empty))
+                await asyncio.shield(asyncio.to_thread(self.log_source.close))
 
     def _next_batch(self) -> Prepared | None:
         c = self.config

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from cloud.ingest.buffer import BoundedBuffer, Delivery
 from cloud.ingest.config import IngestConfig
-from cloud.ingest.rawlog import LogRow, RawLog, ReceiverStatus
+from cloud.ingest.rawlog import LogRow, RawLog, ReceiverStatus, poke
 from protocols.errors import ProtocolError
 from protocols.topics import UPLINK, parse_topic, topic
 
@@ -40,6 +41,7 @@ child_log = logging.getLogger("cloud.ingest.receive.process")
 READ_CHUNK = 1000  # rows per read, at most
 URGENT_SCAN = 20  # urgent rows looked at per loop
 STATUS_EVERY_S = 0.05
+IDLE_WAIT_S = 0.1  # with nothing to read: wait this long for the receiver's wake-up at most
 RESTART_FIRST_S = 0.2
 RESTART_MAX_S = 10.0
 STABLE_S = 30.0  # a receiver that ran this long restarts with the first delay again
@@ -99,6 +101,11 @@ class LogSource:
     # -- the Receiver-like surface Ingest uses ------------------------------------------------
 
     def start(self) -> None:
+        # The receiver writes a byte here after each append (and status write): an idle
+        # reader sleeps on it instead of polling the log.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         db = RawLog(self.path, self.config.rawlog_synchronous)  # creates the file and schema
         self._cursor = db.mark()
         db.close()
@@ -107,6 +114,7 @@ class LogSource:
 
     def stop(self) -> None:
         self._stopping.set()
+        poke(self._wake_w)
         if self._thread is not None:
             self._thread.join(30)
 
@@ -128,6 +136,13 @@ class LogSource:
         with self._lock:
             idle = not self._inflight and self._cursor >= self._seen_last_id
         return idle and s.pid == self.child_pid and s.received == s.appended
+
+    def close(self) -> None:
+        """After :meth:`stop` and the receiver process's end: release the wake-up pipe and
+        delete the log file if nothing in it is left to store."""
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.discard_if_empty()
 
     def discard_if_empty(self) -> bool:
         """After a clean stop (reader and receiver process stopped): delete the log file if
@@ -156,10 +171,13 @@ class LogSource:
                 sys.executable,
                 "-m",
                 "cloud.ingest.receive",
+                "--wake-fd",
+                str(self._wake_w),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
+                pass_fds=(self._wake_w,),
             )
             assert proc.stdin is not None and proc.stdout is not None
             self.child_pid = proc.pid
@@ -226,13 +244,26 @@ class LogSource:
                 if now >= next_status:
                     self._refresh_status(db)
                     next_status = now + STATUS_EVERY_S
-                if not self._feed(db):
+                if self._feed(db):
+                    continue
+                if len(self.buffer) >= self.buffer.max_items:  # busy: poll for room
                     self._stopping.wait(self.config.rawlog_poll_s)
+                else:  # idle: until the receiver appends (or the status is due)
+                    self._wait_wake()
         finally:
             mark = self._mark()
             if mark > persisted:
                 db.advance(mark)
             db.close()
+
+    def _wait_wake(self) -> None:
+        readable, _, _ = select.select([self._wake_r], [], [], IDLE_WAIT_S)
+        if readable:
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except BlockingIOError:
+                pass
 
     def _mark(self) -> int:
         with self._lock:

@@ -243,4 +243,5 @@ def test_log_fast_lane_and_mark_without_a_broker(tmp_path: Path) -> None:
         assert log.mark() == 11 and source.ahead_rows == 2
     finally:
         source.stop()
+        source.close()
         log.close()
