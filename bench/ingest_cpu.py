@@ -16,7 +16,9 @@ on the raw driver and is not in it) and in Python's cyclic garbage collector (al
 Each measurement runs in a fresh process. ``--baseline REV`` runs the very same measurement on
 the tree of git revision REV (extracted with ``git archive`` into a temporary directory) in the
 same run, so "before" and "after" see the same machine load; the default REV is the commit
-before the decode/store CPU work (issue #5, session 3). Prints one JSON object.
+before the decode/store CPU work (issue #5, session 3). ``current_gc_frozen`` repeats the
+current tree with ``gc.freeze()`` after the warm-up (see :func:`measure`). Prints one JSON
+object.
 """
 
 from __future__ import annotations
@@ -92,8 +94,13 @@ class GcClock:
             self.runs[gen] += 1
 
 
-def measure(url: str, messages: int, readings: int) -> dict[str, Any]:
-    """One run of decode + store over ``messages`` payloads; figures per message."""
+def measure(url: str, messages: int, readings: int, freeze: bool) -> dict[str, Any]:
+    """One run of decode + store over ``messages`` payloads; figures per message.
+
+    ``freeze``: move everything alive after the warm-up to the collector's permanent
+    generation (``gc.freeze()``), as a long-running service can after its start-up, so that
+    the collections ingest's own garbage triggers no longer walk every module and cache.
+    """
     engine = make_engine(url)
     create_schema(engine)
     writer = BatchWriter(engine, Registry(engine))
@@ -113,6 +120,8 @@ def measure(url: str, messages: int, readings: int) -> dict[str, Any]:
 
     clock = GcClock()
     gc.collect()
+    if freeze:
+        gc.freeze()
     gc.callbacks.append(clock)
     decode_cpu = store_cpu = store_wall = 0.0
     rows = 0
@@ -130,6 +139,10 @@ def measure(url: str, messages: int, readings: int) -> dict[str, Any]:
             del prepared, result
     finally:
         gc.callbacks.remove(clock)
+        gc.unfreeze()
+    checkpointer = getattr(writer, "checkpointer", None)  # absent in older baselines
+    if checkpointer is not None:
+        checkpointer.wait()
     engine.dispose()
     per = 1e6 / messages
     return {
@@ -150,15 +163,19 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     if args.sqlite:
         with tempfile.TemporaryDirectory(prefix="linli-cpu-") as tmp:
             url = f"sqlite:///{tmp}/bench.sqlite"
-            figures["sqlite"] = measure(url, args.messages, args.readings)
+            figures["sqlite"] = measure(url, args.messages, args.readings, args.gc_freeze)
     if args.pg_url:
-        figures["postgresql"] = measure(args.pg_url, args.messages, args.readings)
+        figures["postgresql"] = measure(args.pg_url, args.messages, args.readings, args.gc_freeze)
     return figures
 
 
-def run_tree(tree: Path, args: argparse.Namespace, pg_url: str | None) -> dict[str, Any]:
+def run_tree(
+    tree: Path, args: argparse.Namespace, pg_url: str | None, freeze: bool = False
+) -> dict[str, Any]:
     """Run the worker in a fresh interpreter on the sources of ``tree``."""
     argv = [sys.executable, "-m", "bench.ingest_cpu", "--worker"]
+    if freeze:
+        argv.append("--gc-freeze")
     argv += ["--messages", str(args.messages), "--readings", str(args.readings)]
     if args.db in ("both", "sqlite"):
         argv.append("--sqlite")
@@ -192,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sqlite", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pg-url", help=argparse.SUPPRESS)
+    parser.add_argument("--gc-freeze", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
@@ -218,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             tree = stack.enter_context(baseline_tree(args.baseline))
             out["baseline"] = {"rev": args.baseline, **run_tree(tree, args, pg_url())}
         out["current"] = run_tree(REPO, args, pg_url())
+        out["current_gc_frozen"] = run_tree(REPO, args, pg_url(), freeze=True)
     out["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0

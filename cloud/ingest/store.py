@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,11 @@ STORE_ERROR = "store_error"
 """Dead-letter reason for a message that decoded but that the database refused on its own."""
 
 _CHUNK = 500  # ids per IN (...) query
+_KNOWN_IDS = select(StoredEnvelope.msg_id).where(
+    StoredEnvelope.msg_id.in_(bindparam("ids", expanding=True))
+)
+"""One statement for every batch: an expanding parameter instead of one bound literal per
+id (building and compiling those cost more than the query)."""
 ENVELOPE_COLUMNS = (
     "id",
     "msg_id",
@@ -179,11 +184,7 @@ class BatchWriter:
         existing: set[str] = set()
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i : i + _CHUNK]
-            existing.update(
-                session.scalars(
-                    select(StoredEnvelope.msg_id).where(StoredEnvelope.msg_id.in_(chunk))
-                )
-            )
+            existing.update(session.scalars(_KNOWN_IDS, {"ids": chunk}))
         if existing:
             for item in items:
                 msg = item.decoded.message
@@ -195,31 +196,47 @@ class BatchWriter:
         for item in items:
             item.pending, item.flagged, item.pending_devices = False, frozenset(), frozenset()
             item.row_id = None
-        per_gateway: dict[tuple[str, str], dict[str, tuple[set[str], datetime]]] = {}
+        # Per gateway: device -> metrics seen, and device -> latest time, over the batch.
+        metrics_of: dict[tuple[str, str], dict[str, set[str]]] = {}
+        latest_of: dict[tuple[str, str], dict[str, datetime]] = {}
         for item in items:
-            if item.duplicate or isinstance(item.decoded.message, GatewayState):
-                continue
-            t = item.decoded.topic
-            devices = per_gateway.setdefault((t.site, t.gateway), {})
-            for device, metric, ts in _device_refs(item.decoded.message):
-                seen = devices.get(device)
-                if seen is None:
-                    seen = devices[device] = (set(), ts)
-                elif ts > seen[1]:
-                    seen = devices[device] = (seen[0], ts)
-                if metric is not None:
-                    seen[0].add(metric)
+            msg = item.decoded.message
+            if item.duplicate or isinstance(msg, GatewayState):
+                continue  # a gateway's state is applied by gateway_state, not admitted
+            key = (item.decoded.topic.site, item.decoded.topic.gateway)
+            metrics = metrics_of.get(key)
+            if metrics is None:
+                metrics, latest = metrics_of[key], latest_of[key] = {}, {}
+            else:
+                latest = latest_of[key]
+            if isinstance(msg, Telemetry):
+                for r in msg.readings:  # runs once per reading: kept inline
+                    device = r.device
+                    seen = metrics.get(device)
+                    if seen is None:
+                        metrics[device], latest[device] = {r.metric}, r.ts
+                        continue
+                    seen.add(r.metric)
+                    if r.ts > latest[device]:
+                        latest[device] = r.ts
+            elif isinstance(msg, DeviceEvent):
+                metrics.setdefault(msg.device, set())
+                if msg.device not in latest or msg.ts > latest[msg.device]:
+                    latest[msg.device] = msg.ts
         pending: dict[tuple[str, str], set[str]] = {}
-        for (site, gateway), devices in per_gateway.items():
-            frozen = {d: (frozenset(m), ts) for d, (m, ts) in devices.items()}
-            pending[(site, gateway)] = self.registry.admit(session, site, gateway, frozen, now)
+        for key, metrics in metrics_of.items():
+            latest = latest_of[key]
+            devices = {d: (frozenset(m), latest[d]) for d, m in metrics.items()}
+            pending[key] = self.registry.admit(session, key[0], key[1], devices, now)
         frozen_flags = {key: frozenset(flags) for key, flags in pending.items() if flags}
+        if not frozen_flags:
+            return
         for item in items:
             t = item.decoded.topic
             flags = frozen_flags.get((t.site, t.gateway))
             if flags:
                 item.flagged = flags
-                refs = {d for d, _, _ in _device_refs(item.decoded.message)}
+                refs = _devices_of(item.decoded.message)
                 item.pending_devices = frozenset(refs & flags)
                 item.pending = t.gateway in flags or bool(refs and refs <= flags)
 
@@ -335,13 +352,13 @@ def _reading_rows(item: _Decoded, msg: Telemetry, when: TimeCache) -> list[tuple
     return rows
 
 
-def _device_refs(msg: object) -> list[tuple[str, str | None, datetime]]:
-    """(device, metric or None, ts) for every device a message speaks for."""
+def _devices_of(msg: object) -> set[str]:
+    """Every device a message speaks for."""
     if isinstance(msg, Telemetry):
-        return [(r.device, r.metric, r.ts) for r in msg.readings]
+        return {r.device for r in msg.readings}
     if isinstance(msg, DeviceEvent):
-        return [(msg.device, None, msg.ts)]
-    return []
+        return {msg.device}
+    return set()
 
 
 def _uplink(item: _Decoded) -> UplinkMessage:
