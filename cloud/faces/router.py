@@ -46,14 +46,32 @@ DEFAULT_POLL_S = 60.0
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Run the gallery/passes sync while the app runs (needs the app's MQTT publisher)."""
+    """Run the gallery/passes sync while the app runs (needs the app's MQTT publisher).
+
+    One process of a deployment runs it: role ``all``, or the rules process of shard 0. An
+    ingest-only process (a shared-group member) instead forwards the stored messages the sync
+    acts on by PostgreSQL NOTIFY.
+    """
     services = getattr(app.state, "services", None)
     publisher = getattr(services, "publisher", None)
     if services is None or publisher is None:
         yield
         return
+    from cloud.gate import changes
     from cloud.gate.sync import GateSync  # imports dashboards' tables: only when it runs
 
+    settings = services.settings
+    ingest = services.ingest
+    hooked = ingest.on_stored if ingest is not None else None
+    if settings.role == "ingest" or (settings.role == "rules" and settings.shard_index != 0):
+        if ingest is not None and services.engine.dialect.name == "postgresql":
+            ingest.on_stored = _chain(hooked, changes.stored_hook(services.engine))
+        try:
+            yield
+        finally:
+            if ingest is not None:
+                ingest.on_stored = hooked
+        return
     base_url = os.environ.get(GATE_URL_ENV) or None
     if base_url is None:
         log.info("%s not set: gallery.sync is off (visitor passes still sync)", GATE_URL_ENV)
@@ -61,8 +79,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     poll_s = getattr(app.state, POLL_STATE, None) or DEFAULT_POLL_S
     sync = GateSync(services.sessions, publisher, store, base_url, poll_s=poll_s)
     app.state.gate_sync = sync
-    ingest = services.ingest
-    hooked = ingest.on_stored if ingest is not None else None
     if ingest is not None:  # a stored visitor pass grant wakes the sync (it records the use)
         ingest.on_stored = _chain(hooked, sync.on_stored)
     task = asyncio.create_task(_supervised(sync), name="gate-sync")

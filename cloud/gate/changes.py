@@ -10,6 +10,10 @@ version published); nothing happens unless it commits. Then
 
 On SQLite a writer in *another* process (the faces CLI against the cloud's SQLite file) has no
 way to reach the cloud: its change waits for the sync's safety poll (``GateSync.poll_s``).
+
+Stored messages that concern the sync (:func:`wakes_sync`: a granted visitor pass event, a
+gateway's birth) reach it through ingest's ``on_stored`` hook; an ingest-only process (a member
+of a shared group, where the sync does not run) forwards them by NOTIFY (:func:`stored_hook`).
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+
+from cloud.ingest.models import OnStored, StoredMessage
+from protocols.messages import AccessDecision, AccessEvent, GatewayState, GatewayStatus
 
 log = logging.getLogger(__name__)
 CHANNEL = "linli_gate"
@@ -105,3 +112,28 @@ async def listen(engine: Engine, wake: Wake, *, max_backoff_s: float = 30.0) -> 
             log.warning("gate change listener: %s; again in %.1fs", exc, backoff)
             await asyncio.sleep(backoff * (0.5 + random.random() / 2))
             backoff = min(max_backoff_s, backoff * 2)
+
+
+def wakes_sync(message: object) -> bool:
+    """A stored message the sync acts on: a granted visitor pass (a use to record and pass on)
+    or a gateway coming online (it gets the gallery and the passes)."""
+    if isinstance(message, AccessEvent):
+        return message.reason == "visitor_pass" and message.decision is AccessDecision.GRANTED
+    return isinstance(message, GatewayState) and message.status is GatewayStatus.ONLINE
+
+
+def stored_hook(engine: Engine) -> OnStored:
+    """For an ingest-only process on PostgreSQL: NOTIFY the sync (which runs elsewhere) of the
+    stored messages it acts on."""
+
+    def notify(sites: set[str]) -> None:
+        with engine.begin() as conn:
+            for site in sorted(sites):
+                conn.execute(select(func.pg_notify(CHANNEL, site)))
+
+    async def hook(batch: Sequence[StoredMessage]) -> None:
+        sites = {s.site for s in batch if not s.duplicate and wakes_sync(s.message)}
+        if sites:
+            await asyncio.to_thread(notify, sites)
+
+    return hook

@@ -59,12 +59,8 @@ from dashboards.tables import VisitorPass
 from edge.gate.passes import COMMAND as PASSES_COMMAND
 from edge.gate.passes import PassesSync, SyncedPass
 from protocols.messages import (
-    AccessDecision,
-    AccessEvent,
     Command,
     CommandAck,
-    GatewayState,
-    GatewayStatus,
 )
 
 log = logging.getLogger(__name__)
@@ -143,14 +139,6 @@ def fingerprint(passes: tuple[SyncedPass, ...]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _pass_grant(message: object) -> bool:
-    return (
-        isinstance(message, AccessEvent)
-        and message.reason == "visitor_pass"
-        and message.decision is AccessDecision.GRANTED
-    )
-
-
 class GateSync:
     def __init__(
         self,
@@ -210,10 +198,7 @@ class GateSync:
                 self._answered(stored.message.cmd_id)
             if stored.duplicate:
                 continue
-            if _pass_grant(stored.message) or (
-                isinstance(stored.message, GatewayState)
-                and stored.message.status is GatewayStatus.ONLINE
-            ):
+            if changes.wakes_sync(stored.message):
                 self.wake(stored.site)
 
     def _answered(self, cmd_id: str) -> None:

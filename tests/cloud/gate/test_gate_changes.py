@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from cloud.db import make_engine
 from cloud.gate import changes
+from cloud.ingest.models import StoredMessage
+from edge.testing import until
+from protocols.codec import new_id
+from protocols.messages import AccessDecision, AccessEvent, AccessKind, AccessMethod
+from protocols.topics import Channel, parse_topic, topic
 
 
 def test_announce_wakes_subscribers_of_the_same_database_after_commit(tmp_path: Path) -> None:
@@ -48,3 +56,44 @@ def test_announce_wakes_subscribers_of_the_same_database_after_commit(tmp_path: 
         db.commit()
     later.dispose()
     assert "s3" not in woken  # unsubscribed
+
+
+def access(decision: AccessDecision, reason: str) -> AccessEvent:
+    return AccessEvent(
+        msg_id=new_id(),
+        boot_id=new_id(),
+        seq=0,
+        ts=datetime.now(UTC),
+        door="main",
+        kind=AccessKind.DECISION,
+        decision=decision,
+        reason=reason,
+        method=AccessMethod.QR,
+        attrs={"pass_id": "vp1"},
+    )
+
+
+@pytest.mark.anyio
+async def test_an_ingest_only_process_forwards_pass_grants_by_notify(pg_url: str) -> None:
+    """On PostgreSQL the sync in another process hears of a stored pass grant (and not of a
+    refusal or a redelivery)."""
+    engine = make_engine(pg_url)
+    woken: list[str | None] = []
+    listener = asyncio.create_task(changes.listen(engine, woken.append))
+    try:
+        await until(lambda: woken == [None], what="listening")  # it wakes once on connecting
+        where = parse_topic(topic("s1", "gwa", Channel.ACCESS))
+        batch = [
+            StoredMessage(where, access(AccessDecision.DENIED, "pass_used_up")),
+            StoredMessage(where, access(AccessDecision.GRANTED, "visitor_pass"), duplicate=True),
+        ]
+        hook = changes.stored_hook(engine)
+        await hook(batch)
+        await hook([StoredMessage(where, access(AccessDecision.GRANTED, "visitor_pass"))])
+        await until(lambda: len(woken) == 2, what="notified")
+        await asyncio.sleep(0.3)
+        assert woken == [None, "s1"]
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        engine.dispose()
