@@ -205,6 +205,7 @@
     const box = document.getElementById("pass-result");
     try {
       const issued = await api(PATHS.passes, { method: "POST", json: body });
+      loadPasses();
       box.replaceChildren(
         el("p", { id: "pass-summary" }, t("gate.pass_issued", { name: issued.visitor_name, until: formatTime(issued.valid_until), uses: issued.max_uses })),
         el("div", { class: "qr" }, el("img", { id: "pass-qr", src: PATHS.qr(issued.id), alt: issued.qr_text })),
@@ -213,6 +214,19 @@
       box.replaceChildren(el("p", { class: "error" }, errorText(error)));
     }
   });
+
+  /* Staff see the active passes with their uses (the gateways report each use). */
+  async function loadPasses() {
+    if (passOnly) return;
+    const list = document.getElementById("pass-list");
+    try {
+      list.replaceChildren(...items(await api(PATHS.passes)).map((p) =>
+        el("li", { "data-pass": String(p.id), "data-state": p.state },
+          `${p.visitor_name} · ${t("gate.pass_used", { uses: p.uses, max: p.max_uses })} · ${t(p.state === "active" ? "gate.pass_active" : "reason." + p.state)}`)));
+    } catch (error) {
+      console.warn("passes", error);
+    }
+  }
 
   /* ---- initial load and live stream ---- */
   if (passOnly) {
@@ -242,8 +256,13 @@
   renderAcks();
   await refreshLocks();
   setInterval(refreshLocks, 15000);
+  await loadPasses();
   Linli.stream((event) => {
-    if (event.type === "access" && event.event) addAccess(Object.assign({ site: event.site, gateway: event.gateway }, event.event));
+    if (event.type === "access" && event.event) {
+      addAccess(Object.assign({ site: event.site, gateway: event.gateway }, event.event));
+      // A pass was used: the cloud records it right after storing the event.
+      if (event.event.attrs && event.event.attrs.pass_id) setTimeout(loadPasses, 1500);
+    }
     else if (event.type === "alert" && event.alert) noteAlert(event.alert);
   });
   document.body.dataset.ready = "1";
