@@ -18,6 +18,8 @@ from protocols.codec import new_id
 from tests.cloud.gate.conftest import LiveCloud, serve_cloud
 from tests.dashboards.screens_support import CHROMIUM_ARGS
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture
 def cloud(
