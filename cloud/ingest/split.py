@@ -245,25 +245,29 @@ class LogSource:
                     self._refresh_status(db)
                     next_status = now + STATUS_EVERY_S
                 if self._feed(db):
+                    next_status = 0.0  # rows newer than the status were read: re-read it
                     continue
                 if len(self.buffer) >= self.buffer.max_items:  # busy: poll for room
                     self._stopping.wait(self.config.rawlog_poll_s)
-                else:  # idle: until the receiver appends (or the status is due)
-                    self._wait_wake()
+                elif self._wait_wake():  # idle: until the receiver appends or reports
+                    next_status = 0.0
         finally:
             mark = self._mark()
             if mark > persisted:
                 db.advance(mark)
             db.close()
 
-    def _wait_wake(self) -> None:
+    def _wait_wake(self) -> bool:
+        """Sleep until the receiver writes to the wake-up pipe (True) or IDLE_WAIT_S passed."""
         readable, _, _ = select.select([self._wake_r], [], [], IDLE_WAIT_S)
-        if readable:
-            try:
-                while os.read(self._wake_r, 4096):
-                    pass
-            except BlockingIOError:
+        if not readable:
+            return False
+        try:
+            while os.read(self._wake_r, 4096):
                 pass
+        except BlockingIOError:
+            pass
+        return True
 
     def _mark(self) -> int:
         with self._lock:
