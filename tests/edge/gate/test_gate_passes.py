@@ -14,7 +14,6 @@ from edge.gate.matching import Gallery
 from edge.gate.passes import PassBook, PassesSync, SyncedPass
 from edge.gate.pipeline import Pipeline
 from edge.gate.policy import Credential, DoorConfig, PolicyConfig, Reason
-from protocols.messages import AccessDecision
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
