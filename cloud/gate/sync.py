@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 GALLERY_TTL = timedelta(hours=24)
 PASSES_TTL = timedelta(hours=24)
 ISSUER = "gate-sync"
+MAX_RETRY = timedelta(hours=1)
 RECENTLY_EXPIRED = timedelta(days=1)
 """Passes expired this recently are still sent: the door refuses them as ``pass_expired``
 (which a guard can explain to the visitor) rather than as an unknown code."""
@@ -167,6 +168,10 @@ class GateSync:
         """Acks ingest has stored that the database may not show yet (the rules runner
         applies them); under ``_lock``."""
         self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str, str], int] = {}
+        """(site, gateway, name) → sync commands failed in a row (the retry backs off)."""
+        self._retry_at: datetime | None = None
+        """When the next failed command is due to be issued again."""
         self._fresh: set[str] = set()
         """Commands published in the current round (never re-sent in the same round)."""
         self._mark: int | None = None
@@ -248,6 +253,8 @@ class GateSync:
     def next_wait(self) -> float:
         """Seconds until the next round without a wake: the earliest re-send, at most poll_s."""
         wait = self.poll_s
+        if self._retry_at is not None:
+            wait = min(wait, (self._retry_at - self.clock()).total_seconds())
         now = time.monotonic()
         with self._lock:
             for at in self._published_at.values():
@@ -362,6 +369,7 @@ class GateSync:
         newest: dict[tuple[str, str, str], CommandRow] = {}
         for row in rows:
             newest.setdefault((row.site, row.gateway, row.name), row)
+        self._retry_failed(newest, now)
         unanswered = {r.cmd_id for r in newest.values() if r.status == CommandStatus.SENT.value}
         # Answered, superseded and expired commands are no longer waited for.
         with self._lock:
@@ -388,3 +396,28 @@ class GateSync:
             )
             self._publish(row.site, row.gateway, command)
             self.resent += 1
+
+    def _retry_failed(self, newest: dict[tuple[str, str, str], CommandRow], now: datetime) -> None:
+        """A gateway answered ``failed`` (e.g. it could not fetch the gallery bundle): issue the
+        command again — a new one — after ``resend_s``, doubling per failure in a row up to
+        :data:`MAX_RETRY`. ``refused`` (no gate there, bad params) is final."""
+        self._retry_at = None
+        for (site, gateway, name), row in newest.items():
+            key = (site, gateway, name)
+            if row.status != CommandStatus.FAILED.value:
+                if row.status != CommandStatus.SENT.value:
+                    self._failures.pop(key, None)
+                continue
+            failures = self._failures.setdefault(key, 1)
+            delay = min(MAX_RETRY, timedelta(seconds=self.resend_s) * 2 ** (failures - 1))
+            due = (row.ack_at or row.issued_at) + delay
+            if now < due:
+                self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
+                continue
+            log.info(
+                "%s to %s/%s failed (%s): issuing it again", name, site, gateway, row.ack_reason
+            )
+            self._failures[key] = failures + 1
+            sent = self._gallery_sent if name == GALLERY_COMMAND else self._passes_sent
+            sent.pop((site, gateway), None)  # the next round issues a new command
+            self._retry_at = now

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.commands.publisher import Publisher
 from cloud.commands.service import apply_ack
+from cloud.commands.tables import CommandRow
 from cloud.db import create_schema, make_engine
 from cloud.faces.dbstore import DbGallery
 from cloud.gate.sync import GateSync
@@ -92,4 +94,90 @@ async def test_unacknowledged_passes_sync_is_resent_until_acked(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         sub.close()
+        engine.dispose()
+
+
+async def test_a_failed_sync_is_issued_again_after_a_while(
+    tmp_path: Path, mosquitto: Mosquitto, site: str
+) -> None:
+    """``failed`` (the gateway could not apply it) is retried with a new command after
+    ``resend_s``, backing off; ``ok`` ends it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
+    create_schema(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    clock = [datetime.now(UTC)]
+    with sessions() as db:
+        db.add(Site(id=site))
+        db.flush()
+        db.add(Gateway(site=site, id="gw1"))
+        db.add(
+            VisitorPass(
+                code="code-123456",
+                site=site,
+                visitor_name="v",
+                doors=[],
+                valid_from=clock[0],
+                valid_until=clock[0] + timedelta(hours=1),
+                max_uses=1,
+                uses=0,
+                created_by="guard1",
+                created_at=clock[0],
+                detail={},
+            )
+        )
+        db.commit()
+    publisher = Publisher("127.0.0.1", mosquitto.port, f"cloud-{site}")
+    task = asyncio.create_task(publisher.run())
+    sync = GateSync(
+        sessions, publisher, DbGallery(engine), None, resend_s=60.0, clock=lambda: clock[0]
+    )
+
+    def answer(status: AckStatus) -> str:
+        with Session(engine) as db:
+            row = db.scalars(select(CommandRow).order_by(CommandRow.id.desc()).limit(1)).one()
+            ack = CommandAck(
+                msg_id=new_id(),
+                boot_id=new_id(),
+                seq=1,
+                ts=clock[0],
+                cmd_id=row.cmd_id,
+                status=status,
+                reason="could not fetch" if status is AckStatus.FAILED else None,
+            )
+            assert apply_ack(db, site, "gw1", ack) is not None
+            db.commit()
+            return row.cmd_id
+
+    def issued() -> list[str]:
+        with Session(engine) as db:
+            return list(db.scalars(select(CommandRow.cmd_id).order_by(CommandRow.id)))
+
+    try:
+        sync.tick()
+        first = answer(AckStatus.FAILED)
+        sync.tick()
+        assert issued() == [first]  # not before resend_s
+        assert 0 < sync.next_wait() <= 60.0
+        clock[0] += timedelta(seconds=61)
+        sync.tick()  # due: forgotten, so the next round issues it again
+        sync.tick()
+        again = issued()
+        assert len(again) == 2 and again[0] == first
+        answer(AckStatus.FAILED)
+        clock[0] += timedelta(seconds=61)
+        sync.tick()
+        sync.tick()
+        assert len(issued()) == 2  # the second failure in a row waits twice as long
+        clock[0] += timedelta(seconds=61)
+        sync.tick()
+        sync.tick()
+        assert len(issued()) == 3
+        answer(AckStatus.OK)
+        clock[0] += timedelta(hours=2)
+        sync.tick()
+        sync.tick()
+        assert len(issued()) == 3
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         engine.dispose()
