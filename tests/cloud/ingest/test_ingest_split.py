@@ -163,6 +163,7 @@ async def test_expander_behind_stops_the_receiver_at_the_budget_then_catches_up(
         assert backlog.rows <= budget + batch
         assert held.appended <= count(engine, StoredEnvelope.id) + budget + batch
         assert held.acked < total  # the broker holds the rest, unacknowledged
+        assert not ingest.settled  # acknowledged by the receiver is not stored
         release.set()
         await until(lambda: count(engine, StoredEnvelope.id) >= total, 60)
         await until(lambda: ingest.settled, 30)
