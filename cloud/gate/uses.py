@@ -67,7 +67,9 @@ def scan_mark(session: Session) -> int:
 
 def record_uses(session: Session, mark: int, now: datetime) -> Recorded:
     """Record the pass grants stored after ``mark`` (minus :data:`LOOKBACK`); the caller
-    commits. Events naming an unknown pass, or a pass of another site, are skipped."""
+    commits. Events naming an unknown pass, or a pass of another site, are skipped. The mark
+    moves past every event read, granted pass or not, so the next scan reads only new ids."""
+    top = max(mark, session.scalar(select(func.max(AccessEventRow.id))) or 0)
     rows = session.execute(
         select(
             AccessEventRow.id,
@@ -81,15 +83,17 @@ def record_uses(session: Session, mark: int, now: datetime) -> Recorded:
         )
         .where(
             AccessEventRow.id > max(0, mark - LOOKBACK),
+            AccessEventRow.id <= top,
             AccessEventRow.reason == "visitor_pass",
             AccessEventRow.decision == "granted",
         )
         .order_by(AccessEventRow.id)
-        .limit(SCAN_BATCH)
+        .limit(SCAN_BATCH + LOOKBACK)  # the look-back (≤ LOOKBACK ids) never starves new rows
     ).all()
+    more = len(rows) == SCAN_BATCH + LOOKBACK
+    high = max(mark, rows[-1].id) if more else top
     if not rows:
-        return Recorded(0, frozenset(), mark)
-    high = max(mark, rows[-1].id)
+        return Recorded(0, frozenset(), high)
     ids = {r.id: row_id((r.attrs or {}).get("pass_id")) for r in rows}
     passes = {
         p.id: p.site
@@ -130,7 +134,7 @@ def record_uses(session: Session, mark: int, now: datetime) -> Recorded:
     if added:
         log.info("recorded %d visitor pass use(s) of %d pass(es)", len(added), len(changed))
     sites = frozenset(passes[i] for i in changed)
-    return Recorded(len(added), sites, high, more=len(rows) == SCAN_BATCH)
+    return Recorded(len(added), sites, high, more=more)
 
 
 def _insert_new(session: Session, uses: list[dict[str, Any]]) -> list[dict[str, Any]]:
