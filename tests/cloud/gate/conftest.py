@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from cloud.auth.deps import Role
 from cloud.faces.router import GATE_URL_ENV, POLL_STATE
 from cloud.gate.sync import GateSync
 from cloud.settings import Settings
+from cloud.storage.tables import AccessEventRow
 from edge.config import EdgeConfig
 from edge.testing import edge_config
 from linli.services import Mosquitto
+from protocols.codec import new_id
 from tests.dashboards.screens_support import LiveServer
 
 NO_POLL_S = 3600.0
@@ -81,6 +84,30 @@ def live_cloud_pg(
     """On PostgreSQL (where writers in other processes wake the sync by NOTIFY)."""
     with serve_cloud(pg_url, mosquitto, site, monkeypatch) as cloud:
         yield cloud
+
+
+def access_row(
+    site: str,
+    pass_id: str | None,
+    *,
+    reason: str = "visitor_pass",
+    decision: str = "granted",
+    gateway: str = "gwa",
+) -> AccessEventRow:
+    """An access event as ingest stores it (by default a gateway's grant of a visitor pass)."""
+    return AccessEventRow(
+        msg_id=new_id(),
+        site=site,
+        gateway=gateway,
+        door="main",
+        kind="decision",
+        decision=decision,
+        reason=reason,
+        method="qr",
+        attrs={} if pass_id is None else {"pass_id": pass_id},
+        ts=datetime.now(UTC),
+        historical=False,
+    )
 
 
 def gate_edge_config(

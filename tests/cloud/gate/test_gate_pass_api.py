@@ -11,9 +11,7 @@ from sqlalchemy.orm import Session
 
 from cloud.db import make_engine
 from cloud.gate.uses import record_uses
-from cloud.storage.tables import AccessEventRow
-from protocols.codec import new_id
-from tests.cloud.gate.conftest import LiveCloud
+from tests.cloud.gate.conftest import LiveCloud, access_row
 
 pytestmark = pytest.mark.anyio
 
@@ -74,21 +72,7 @@ async def test_an_offline_overrun_is_shown(live_cloud: LiveCloud, site: str) -> 
     try:
         with Session(engine) as db:
             for gateway in ("gwa", "gwb"):
-                db.add(
-                    AccessEventRow(
-                        msg_id=new_id(),
-                        site=site,
-                        gateway=gateway,
-                        door="main",
-                        kind="decision",
-                        decision="granted",
-                        reason="visitor_pass",
-                        method="qr",
-                        attrs={"pass_id": f"vp{one['id']}"},
-                        ts=datetime.now(UTC),
-                        historical=True,
-                    )
-                )
+                db.add(access_row(site, f"vp{one['id']}", gateway=gateway))
             db.commit()
             # The running sync was not told (rows written behind ingest's back): record here.
             # Whoever records them first, each counts once.

@@ -12,10 +12,8 @@ from sqlalchemy.orm import Session
 
 from cloud.db import make_engine
 from cloud.gate.uses import record_uses
-from cloud.storage.tables import AccessEventRow
 from linli.services import Mosquitto
-from protocols.codec import new_id
-from tests.cloud.gate.conftest import LiveCloud, serve_cloud
+from tests.cloud.gate.conftest import LiveCloud, access_row, serve_cloud
 from tests.dashboards.screens_support import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
@@ -34,21 +32,7 @@ def used_once(cloud: LiveCloud, site: str, pass_id: int) -> None:
     engine = make_engine(cloud.db_url)
     try:
         with Session(engine) as db:
-            db.add(
-                AccessEventRow(
-                    msg_id=new_id(),
-                    site=site,
-                    gateway="gwa",
-                    door="main",
-                    kind="decision",
-                    decision="granted",
-                    reason="visitor_pass",
-                    method="qr",
-                    attrs={"pass_id": f"vp{pass_id}"},
-                    ts=datetime.now(UTC),
-                    historical=False,
-                )
-            )
+            db.add(access_row(site, f"vp{pass_id}"))
             db.commit()
             record_uses(db, 0, datetime.now(UTC))
             db.commit()

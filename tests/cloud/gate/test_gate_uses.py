@@ -17,6 +17,7 @@ from cloud.gate.tables import VisitorPassUse
 from cloud.storage.tables import AccessEventRow
 from dashboards.tables import VisitorPass
 from protocols.codec import new_id
+from tests.cloud.gate.conftest import access_row
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -48,28 +49,12 @@ def a_pass(db: Session, site: str | None, max_uses: int = 2) -> int:
     return row.id
 
 
-def event(site: str, reason: str, pass_id: str | None, decision: str = "granted") -> AccessEventRow:
-    return AccessEventRow(
-        msg_id=new_id(),
-        site=site,
-        gateway="gwa",
-        door="main",
-        kind="decision",
-        decision=decision,
-        reason=reason,
-        method="qr",
-        attrs={} if pass_id is None else {"pass_id": pass_id},
-        ts=NOW,
-        historical=False,
-    )
-
-
 def test_each_grant_counts_once_and_the_mark_moves_on(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with Session(engine) as db:
         mine, elsewhere = a_pass(db, "s1"), a_pass(db, "s2")
-        db.add_all([event("s1", "allow_list", None) for _ in range(3)])
+        db.add_all([access_row("s1", None, reason="allow_list") for _ in range(3)])
         db.commit()
         nothing = uses.record_uses(db, 0, NOW)
         top = db.scalar(select(AccessEventRow.id).order_by(AccessEventRow.id.desc()).limit(1))
@@ -77,12 +62,12 @@ def test_each_grant_counts_once_and_the_mark_moves_on(
 
         db.add_all(
             [
-                event("s1", "visitor_pass", f"vp{mine}"),
-                event("s1", "visitor_pass", f"vp{mine}"),
-                event("s1", "pass_used_up", f"vp{mine}", decision="denied"),
-                event("s1", "visitor_pass", f"vp{elsewhere}"),  # a pass of site s2: skipped
-                event("s1", "visitor_pass", "vp999999"),  # no such pass
-                event("s1", "visitor_pass", "guest-1"),  # a pass of the gate's own config
+                access_row("s1", f"vp{mine}"),
+                access_row("s1", f"vp{mine}"),
+                access_row("s1", f"vp{mine}", reason="pass_used_up", decision="denied"),
+                access_row("s1", f"vp{elsewhere}"),  # a pass of site s2: skipped
+                access_row("s1", "vp999999"),  # no such pass
+                access_row("s1", "guest-1"),  # a pass of the gate's own config
             ]
         )
         db.commit()
