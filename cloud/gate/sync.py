@@ -52,16 +52,13 @@ from cloud.faces.sync import COMMAND as GALLERY_COMMAND
 from cloud.faces.sync import bundle_url
 from cloud.gate import changes
 from cloud.gate.tables import VisitorPassUse
-from cloud.gate.uses import record_uses, scan_mark, wire_id
+from cloud.gate.uses import record_uses, row_id, scan_mark, wire_id
 from cloud.ingest.models import StoredMessage
 from cloud.registry.tables import Approval, Gateway
 from dashboards.tables import VisitorPass
 from edge.gate.passes import COMMAND as PASSES_COMMAND
 from edge.gate.passes import PassesSync, SyncedPass
-from protocols.messages import (
-    Command,
-    CommandAck,
-)
+from protocols.messages import Command, CommandAck
 
 log = logging.getLogger(__name__)
 GALLERY_TTL = timedelta(hours=24)
@@ -103,7 +100,7 @@ def uses_by_gateway(
     session: Session, site: str, passes: Sequence[SyncedPass]
 ) -> dict[str, dict[str, int]]:
     """gateway → wire pass id → uses recorded at that gateway (passes with uses only)."""
-    ids = [int(p.pass_id[2:]) for p in passes if p.uses]
+    ids = [i for p in passes if p.uses and (i := row_id(p.pass_id)) is not None]
     counts: dict[str, dict[str, int]] = {}
     if not ids:
         return counts
