@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import tempfile
+import threading
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -46,6 +47,10 @@ class GallerySync:
         self.fetch = fetch
         self.version = 0
         self.sha256: str | None = None
+        self._lock = threading.Lock()
+        """Commands run concurrently (a slow fetch must not hold up a door command): the
+        version check and the install happen together, so an older bundle fetched last cannot
+        replace a newer one."""
 
     def load_cached(self) -> bundles.Bundle | None:
         """Apply the bundle kept from the last sync (so a reboot does not wait for the cloud)."""
@@ -72,10 +77,13 @@ class GallerySync:
         bundle = bundles.parse(data, expected_sha256=sha256)
         if bundle.version != version:
             raise GalleryError(f"bundle holds version {bundle.version}, command said {version}")
-        # Saved before it is swapped in: whoever sees the new version (a test, an operator, the
-        # cloud's acknowledgement) may rely on a reboot keeping it.
-        self._save(data)
-        self._install(bundle, data)
+        with self._lock:
+            if version <= self.version:  # a newer one was installed while this one was fetched
+                return {"version": float(self.version), "changed": False}
+            # Saved before it is swapped in: whoever sees the new version (a test, an operator,
+            # the cloud's acknowledgement) may rely on a reboot keeping it.
+            self._save(data)
+            self._install(bundle, data)
         log.info("gallery version %d installed (%d people)", version, len(bundle.people))
         return {
             "version": float(version),
