@@ -11,14 +11,40 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cloud.storage.tables import GatewaySession, SequenceGap
 
 Key = tuple[str, str, str]  # site, gateway, boot_id
 _CHUNK = 200  # boots per IN (...) query
+
+
+def _in(column: Any, name: str) -> Any:
+    return column.in_(bindparam(name, expanding=True))
+
+
+# One IN list per key column, not a row-value IN: SQLite answers ``(a, b, c) IN (...)`` with a
+# scan of the whole table (every boot and every gap ever seen), but uses the index for these.
+# The cross product may match a few rows that were not asked for; preload drops them.
+_BOOTS = (
+    select(GatewaySession)
+    .where(_in(GatewaySession.site, "sites"))
+    .where(_in(GatewaySession.gateway, "gateways"))
+    .where(_in(GatewaySession.boot_id, "boots"))
+    .with_for_update()
+)
+_OPEN_GAPS = (
+    select(SequenceGap)
+    .where(_in(SequenceGap.site, "sites"))
+    .where(_in(SequenceGap.gateway, "gateways"))
+    .where(_in(SequenceGap.boot_id, "boots"))
+    .where(SequenceGap.closed_at.is_(None))
+    .order_by(SequenceGap.id)
+    .with_for_update()
+)
 
 
 @dataclass(slots=True)
@@ -53,23 +79,23 @@ class GapTracker:
         wanted = [k for k in dict.fromkeys(keys) if k not in self._boots]
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i : i + _CHUNK]
-            boot_key = tuple_(GatewaySession.site, GatewaySession.gateway, GatewaySession.boot_id)
-            rows = self._session.scalars(
-                select(GatewaySession).where(boot_key.in_(chunk)).with_for_update()
-            ).all()
-            found = {(r.site, r.gateway, r.boot_id): _Boot(r) for r in rows}
+            params = {
+                "sites": sorted({k[0] for k in chunk}),
+                "gateways": sorted({k[1] for k in chunk}),
+                "boots": sorted({k[2] for k in chunk}),
+            }
+            wanted_here = set(chunk)
+            found = {
+                key: _Boot(r)
+                for r in self._session.scalars(_BOOTS, params)
+                if (key := (r.site, r.gateway, r.boot_id)) in wanted_here
+            }
             if not found:
                 continue
-            gap_key = tuple_(SequenceGap.site, SequenceGap.gateway, SequenceGap.boot_id)
-            gaps = self._session.scalars(
-                select(SequenceGap)
-                .where(gap_key.in_(list(found)))
-                .where(SequenceGap.closed_at.is_(None))
-                .order_by(SequenceGap.id)
-                .with_for_update()
-            )
-            for gap in gaps:
-                found[(gap.site, gap.gateway, gap.boot_id)].open_gaps.append(gap)
+            for gap in self._session.scalars(_OPEN_GAPS, params):
+                boot = found.get((gap.site, gap.gateway, gap.boot_id))
+                if boot is not None:
+                    boot.open_gaps.append(gap)
             self._boots.update(found)
 
     def _boot(self, key: Key, seq: int, ts: datetime) -> _Boot | None:
