@@ -45,6 +45,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from cloud.db import create_schema, make_engine
 from cloud.ingest import Ingest, IngestConfig
 from cloud.registry import Registry
+from cloud.runtime import tune_gc
 from linli.services import Mosquitto, Postgres
 from protocols.codec import encode, new_id
 from protocols.messages import Reading, Telemetry
@@ -441,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure N ingest processes in one MQTT 5 shared-subscription group",
     )
     args = p.parse_args(argv)
+    tune_gc()  # as `linli cloud run` does (the bare subscriber runs under the same settings)
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="linli-bench-"))
         broker = stack.enter_context(Mosquitto())

@@ -72,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cloud.api import create_app
+    from cloud.runtime import tune_gc
 
     overrides: dict[str, Any] = {"db_url": args.db}
     if args.mqtt:
@@ -87,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides["ingest_mode"] = args.ingest_mode or os.environ.get("LINLI_INGEST_MODE", "split")
     settings = _settings(**overrides)
     app = create_app(settings)
+    tune_gc()
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

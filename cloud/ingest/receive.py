@@ -34,6 +34,7 @@ from cloud.ingest.buffer import MAX_BUFFER_BYTES, BoundedBuffer, Delivery
 from cloud.ingest.config import IngestConfig
 from cloud.ingest.rawlog import RawLog, ReceiverStatus, poke
 from cloud.ingest.receiver import Receiver
+from cloud.runtime import tune_gc
 
 log = logging.getLogger("cloud.ingest.receive")  # not __main__ when run with -m
 
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     threading.Thread(target=_watch_parent, args=(stop,), name="parent-watch", daemon=True).start()
     process = ReceiverProcess(config, args.wake_fd)
+    tune_gc()
     log.info("receiver %s logging to %s", config.client_id, config.rawlog_file())
     process.run(stop)
     log.info("receiver stopped: %d appended, %d acknowledged", process.appended, process.acked)
