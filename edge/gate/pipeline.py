@@ -5,13 +5,13 @@ and never talks to a door: :class:`edge.gate.gate.Gate` applies the policy to si
 
 Cost control on a 2-core gateway: detection runs only when something moved (or a face is being
 tracked), on a downscaled frame or a region of interest; a track is encoded only until its
-vote is decided (≈ 27 ms per encoding with dlib's ResNet run by numpy, :mod:`edge.gate.resnet`;
+vote is decided (≈ 23 ms per encoding with dlib's ResNet run by numpy, :mod:`edge.gate.resnet`;
 ≈ 140 ms with dlib's own code), while landmarks (≈ 4 ms) keep feeding liveness.
 A frame that can decide pays for one heavy step only: the periodic whole-frame detection is
 postponed (a frame or two) while a tracked face's next vote is due, a frame that still ran one
 (a tracked face was lost) takes no deciding vote — only a new face's first vote, which can
 never decide — and at most ``max_encodings_per_frame`` faces are encoded per frame (fewest
-votes first). So the frame that opens the door costs a region detection (≈ 20 ms: three face
+votes first). So the frame that opens the door costs a region detection (≈ 19 ms: three face
 sizes square) + landmarks + at most one encoding, never a whole-frame detection on top.
 """
 
@@ -199,7 +199,7 @@ class Pipeline:
             self.stats.still_skipped += 1
             return []
         # While faces are tracked, look only around them, with a full search every few frames
-        # (new arrivals): ≈ 20 ms instead of ≈ 45 ms at 640×480 with a ~120 px face.
+        # (new arrivals): ≈ 19 ms instead of ≈ 45 ms at 640×480 with a ~120 px face.
         self._since_full += 1
         full = (
             not cfg.track_guided

@@ -2,7 +2,7 @@
 
 The same network and the same weights as ``dlib.face_recognition_model_v1``, read from the same
 model file: only the arithmetic moves from dlib's own matrix code (the ``dlib-bin`` wheel is
-built without BLAS: ≈ 140 ms per face here) to numpy's BLAS (≈ 27 ms, same machine and load).
+built without BLAS: ≈ 140 ms per face here) to numpy's BLAS (≈ 23 ms, same machine).
 Encodings agree with dlib's to ~1e-6 (tests/edge/gate/test_gate_resnet.py), so galleries built
 either way mix freely.
 
