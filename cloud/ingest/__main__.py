@@ -19,6 +19,7 @@ from cloud.db import create_schema, make_engine
 from cloud.ingest.config import IngestConfig, default_rawlog
 from cloud.ingest.service import Ingest
 from cloud.registry.service import Registry
+from cloud.runtime import tune_gc
 
 log = logging.getLogger("cloud.ingest")
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_create_schema:
         create_schema(engine)
     ingest = Ingest(config, engine, Registry(engine))
+    tune_gc()
     asyncio.run(_serve(ingest))
     log.info("ingest stopped: %s", ingest.stats)
     engine.dispose()
