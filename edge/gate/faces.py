@@ -129,7 +129,7 @@ class FaceEngine:
     """Loads the dlib models once; thread-safe (one lock around dlib calls).
 
     Encodings (``jitters=1``) run dlib's ResNet with numpy (:mod:`edge.gate.resnet`: same
-    weights, same result to ~1e-6, ≈ 5× faster than the ``dlib-bin`` wheel, which has no BLAS)
+    weights, same result to ~1e-6, ≈ 6× faster than the ``dlib-bin`` wheel, which has no BLAS)
     outside the lock; ``jitters > 1`` (random jitter) and :meth:`encode_dlib` use dlib itself.
     """
 
