@@ -17,7 +17,7 @@
   ];
   let selected = null;
   let orgs = [];
-  const draft = { id: null, note: "", comment: "" }; // what is typed survives refreshes
+  const draft = { id: null, note: "", comment: "", closeError: "", closeErrorState: null }; // survives live refreshes
 
   await G.loadCatalogue();
   orgs = await api(G.PATHS.orgs());
@@ -73,7 +73,7 @@
 
   function renderDetail(i) {
     const can = new Set(i.allowed_actions || []);
-    if (draft.id !== i.id) Object.assign(draft, { id: i.id, note: "", comment: "" });
+    if (draft.id !== i.id) Object.assign(draft, { id: i.id, note: "", comment: "", closeError: "", closeErrorState: null });
     const box = $("incident-detail");
     const button = (action, label, onclick, cls) =>
       el("button", { class: "btn " + (cls || ""), type: "button", dataset: { action }, disabled: !can.has(action), onclick }, t(label));
@@ -121,7 +121,9 @@
     const comment = el("input", { id: "comment-text", maxlength: 4000, placeholder: t("incidents.comment") });
     comment.value = draft.comment;
     comment.addEventListener("input", () => (draft.comment = comment.value));
-    const closeError = el("div", { class: "error", id: "close-error", role: "alert" });
+    const closeError = el("div", { class: "error", id: "close-error", role: "alert", dataset: { state: i.state } });
+    // A live refresh re-renders the detail: the refusal stays until the incident's state moves.
+    if (draft.closeErrorState === i.state) closeError.textContent = draft.closeError;
 
     box.replaceChildren(
       el("h2", { id: "incident-title" }, `#${i.id} ${G.title(i)}`),
@@ -168,6 +170,7 @@
       const updated = await api(G.PATHS.action(id, action), { method: "POST", json: body || {} });
       if (action === "resolve") draft.note = "";
       if (action === "comment") draft.comment = "";
+      draft.closeError = "";
       toast(t("gov.done." + action), "ok");
       renderDetail(updated);
       loadBoard().catch((e) => toast(G.problem(e), "error"));
@@ -175,7 +178,10 @@
       const text = error instanceof Linli.ApiError && error.status === 409 && action === "close"
         ? t("incidents.close_refused") + " (" + error.message + ")"
         : G.problem(error);
-      if (errorBox) errorBox.textContent = text;
+      if (errorBox) {
+        errorBox.textContent = text;
+        if (action === "close") Object.assign(draft, { closeError: text, closeErrorState: errorBox.dataset.state });
+      }
       toast(text, "error");
     }
   }
