@@ -33,22 +33,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 
+from bench.workload import telemetry
 from cloud.db import create_schema, make_engine
 from cloud.ingest.buffer import Delivery
 from cloud.ingest.store import BatchWriter
 from cloud.registry import Registry
 from linli.services import Postgres
-from protocols.codec import encode, new_id
-from protocols.messages import Reading, Telemetry
+from protocols.codec import encode
 from protocols.topics import Channel, topic
 
-GATEWAYS = 10
 BATCH = 128
 WARMUP = 200  # messages stored before timing: schema caches, registry admits, first boots
 BASELINE_REV = "ced1e35"
@@ -56,25 +55,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def deliveries(messages: int, readings: int) -> list[Delivery]:
-    boots = [new_id() for _ in range(GATEWAYS)]
-    t0 = datetime.now(UTC)
-    out = []
-    for i in range(messages):
-        g = i % GATEWAYS
-        ts = t0 + timedelta(milliseconds=i)
-        msg = Telemetry(
-            msg_id=new_id(),
-            boot_id=boots[g],
-            seq=i // GATEWAYS,
-            ts=ts,
-            readings=tuple(
-                Reading(device=f"g{g}-d{k}", metric="temperature", value=20 + k / 10, ts=ts)
-                for k in range(readings)
-            ),
+    return [
+        Delivery(
+            topic("bench", gw, Channel.TELEMETRY), encode(m), i, 1, datetime.now(UTC), 1, False
         )
-        topic_ = topic("bench", f"gw{g}", Channel.TELEMETRY)
-        out.append(Delivery(topic_, encode(msg), i, 1, datetime.now(UTC), 1, False))
-    return out
+        for i, (gw, m) in enumerate(telemetry(messages, readings))
+    ]
 
 
 class GcClock:
@@ -190,13 +176,14 @@ def run_tree(
 
 @contextlib.contextmanager
 def baseline_tree(rev: str) -> Iterator[Path]:
-    """The sources at ``rev``, plus this bench file (which may not exist there)."""
+    """The sources at ``rev``, plus this bench and its workload (which may not exist there)."""
     with tempfile.TemporaryDirectory(prefix="linli-base-") as tmp:
         archive = subprocess.run(
             ["git", "-C", str(REPO), "archive", rev], capture_output=True, check=True
         )
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
-        (Path(tmp) / "bench" / "ingest_cpu.py").write_bytes(Path(__file__).read_bytes())
+        for name in ("ingest_cpu.py", "workload.py"):
+            (Path(tmp) / "bench" / name).write_bytes((Path(__file__).parent / name).read_bytes())
         yield Path(tmp)
 
 
