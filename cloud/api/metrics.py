@@ -39,6 +39,7 @@ class LinliCollector(Collector):
             yield GaugeMetricFamily(
                 "linli_ingest_queue_depth", "Received, not yet stored", value=s.ingest.queue_depth
             )
+            yield from _receiver(s)
         if s.runner is not None:
             runner = CounterMetricFamily(
                 "linli_rules_events", "Rules runner counters", labels=["what"]
@@ -113,3 +114,28 @@ def make_registry(services: Services) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LinliCollector(services))
     return registry
+
+
+def _receiver(s: Services) -> Iterator[Metric]:
+    """Split ingest: the receiver process's own counters (they restart with the process;
+    ``linli_ingest_receiver_starts`` says when)."""
+    status = None if s.ingest is None else s.ingest.receiver_status
+    source = None if s.ingest is None else s.ingest.log_source
+    if status is None or source is None:
+        return
+    counts = CounterMetricFamily(
+        "linli_ingest_receiver",
+        "Receiver process counters since it last started (split ingest)",
+        labels=["what"],
+    )
+    for what in ("received", "appended", "acked", "batches", "paused", "connects"):
+        counts.add_metric([what], getattr(status, what))
+    yield counts
+    yield CounterMetricFamily(
+        "linli_ingest_receiver_starts", "Receiver processes started", value=source.process_starts
+    )
+    yield GaugeMetricFamily(
+        "linli_ingest_receiver_subscribed",
+        "1 while the receiver process is subscribed",
+        value=int(status.subscribed),
+    )

@@ -192,6 +192,17 @@ def test_two_ingest_processes_and_a_rules_process_evaluate_every_message_in_orde
         # A burst: the group deals it to both members.
         publish(mosquitto.port, smoke_frames(site, [i in ALARM for i in range(STEPS)]))
         wait_until(lambda: stored(engine, site) == STEPS, 60, "every message stored", *children)
+        # Split ingest (`linli cloud run`'s default): each member's receiver process acked its
+        # share, as /metrics reports it.
+        wait_until(
+            lambda: (
+                sum(metric(p, "linli_ingest_receiver_total", "acked") for _, p in members) == STEPS
+            ),
+            30,
+            "every message acked by a receiver process",
+            *children,
+        )
+        assert all(metric(p, "linli_ingest_receiver_starts_total") == 1 for _, p in members)
         shares = [metric(port, "linli_ingest_stored_total") for _, port in members]
         assert sum(shares) == STEPS and all(s > 0 for s in shares), shares
         with Session(engine) as s:
