@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Response
@@ -30,7 +30,6 @@ from cloud.api.params import BIGINT_MAX
 from cloud.auth.deps import Staff, public
 from cloud.faces.dbstore import DbGallery
 from cloud.faces.store import GalleryStore, NotFound
-from cloud.ingest.models import OnStored, StoredMessage
 
 if TYPE_CHECKING:
     from cloud.gate.sync import GateSync
@@ -62,15 +61,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     settings = services.settings
     ingest = services.ingest
-    hooked = ingest.on_stored if ingest is not None else None
     if settings.role == "ingest" or (settings.role == "rules" and settings.shard_index != 0):
+        remove = None
         if ingest is not None and services.engine.dialect.name == "postgresql":
-            ingest.on_stored = _chain(hooked, changes.stored_hook(services.engine))
+            remove = ingest.also_notify(changes.stored_hook(services.engine))
         try:
             yield
         finally:
-            if ingest is not None:
-                ingest.on_stored = hooked
+            if remove is not None:
+                remove()
         return
     base_url = os.environ.get(GATE_URL_ENV) or None
     if base_url is None:
@@ -79,29 +78,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     poll_s = getattr(app.state, POLL_STATE, None) or DEFAULT_POLL_S
     sync = GateSync(services.sessions, publisher, store, base_url, poll_s=poll_s)
     app.state.gate_sync = sync
-    if ingest is not None:  # a stored visitor pass grant wakes the sync (it records the use)
-        ingest.on_stored = _chain(hooked, sync.on_stored)
+    # a stored visitor pass grant wakes the sync (it records the use)
+    remove = None if ingest is None else ingest.also_notify(sync.on_stored)
     task = asyncio.create_task(_supervised(sync), name="gate-sync")
     try:
         yield
     finally:
-        if ingest is not None:
-            ingest.on_stored = hooked
+        if remove is not None:
+            remove()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def _chain(first: OnStored | None, then: OnStored) -> OnStored:
-    """``first`` (the rules runner, if any) keeps its place; ``then`` runs after it."""
-    if first is None:
-        return then
-
-    async def both(batch: Sequence[StoredMessage]) -> None:
-        await first(batch)
-        await then(batch)
-
-    return both
 
 
 RETRY_S = 5.0

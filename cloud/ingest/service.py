@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -86,6 +86,7 @@ class Ingest:
         self.config = config
         self.registry = registry
         self.on_stored = on_stored
+        self._also: list[OnStored] = []  # further consumers (also_notify), after on_stored
         self.buffer = BoundedBuffer(config.queue_bound, MAX_BUFFER_BYTES)
         self.writer = BatchWriter(engine, registry, thumbnail_ttl)
         self.stats = IngestStats()
@@ -263,11 +264,19 @@ class Ingest:
         s.gaps_closed += r.gaps_closed
         s.gateway_changes += r.gateway_changes
 
+    def also_notify(self, hook: OnStored) -> Callable[[], None]:
+        """Call ``hook`` with every stored batch too, after ``on_stored`` (which keeps its
+        place: the rules see a batch first). Returns the function that removes it again."""
+        self._also.append(hook)
+        return lambda: self._also.remove(hook)
+
     async def _notify(self, stored: Sequence[StoredMessage]) -> None:
-        if self.on_stored is None or not stored:
+        if not stored:
             return
-        try:
-            await self.on_stored(stored)
-        except Exception:  # supervisor boundary: a consumer's bug must not stop ingest
-            self.stats.hook_errors += 1
-            log.exception("on_stored hook failed for a batch of %d messages", len(stored))
+        hooks = [self.on_stored, *self._also] if self.on_stored is not None else [*self._also]
+        for hook in hooks:
+            try:
+                await hook(stored)
+            except Exception:  # supervisor boundary: a consumer's bug must not stop ingest
+                self.stats.hook_errors += 1
+                log.exception("on_stored hook failed for a batch of %d messages", len(stored))
