@@ -3,7 +3,6 @@ moving past everything read (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from cloud.db import create_schema, make_engine
 from cloud.gate import uses
 from cloud.gate.tables import VisitorPassUse
 from cloud.storage.tables import AccessEventRow
@@ -20,14 +18,6 @@ from protocols.codec import new_id
 from tests.cloud.gate.conftest import access_row
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = make_engine(db_url)
-    create_schema(made)
-    yield made
-    made.dispose()
 
 
 def a_pass(db: Session, site: str | None, max_uses: int = 2) -> int:

@@ -17,11 +17,11 @@ from cloud.auth.deps import Role
 from cloud.governance import orgs
 from cloud.governance.deadlines import DeadlineLoop, Due
 from cloud.governance.models import MemberIn, OrgIn
-from tests.cloud.alerts.conftest import engine, sessions
+from tests.cloud.alerts.conftest import sessions
 from tests.cloud.api.conftest import PASSWORD, Cloud, make_cloud
 
-# a fresh schema per test (SQLite and PostgreSQL); the real app on it
-__all__ = ["engine", "make_cloud", "sessions"]
+# a fresh schema per test (SQLite and PostgreSQL: tests/cloud/conftest.py); the real app on it
+__all__ = ["make_cloud", "sessions"]
 
 SITE = "gov-site"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(64) + b"\xff\xd9"

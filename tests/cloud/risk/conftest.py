@@ -7,9 +7,9 @@ import pytest
 
 from cloud.registry.sitefile import SiteFile
 from tests.cloud.api.conftest import demo_site as _demo_site
-from tests.cloud.governance.conftest import engine, gov_app, make_cloud, sessions
+from tests.cloud.governance.conftest import gov_app, make_cloud, sessions
 
-__all__ = ["engine", "gov_app", "make_cloud", "sessions"]
+__all__ = ["gov_app", "make_cloud", "sessions"]  # engine: tests/cloud/conftest.py
 
 
 @pytest.fixture
