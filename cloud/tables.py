@@ -12,5 +12,6 @@ import cloud.governance.tables  # governance: organisations, catalogue, incident
 import cloud.registry.tables  # registry: sites, places, gateways, devices
 import cloud.risk.tables  # risk: register, residents, welfare checks, drills
 import cloud.rules.tables  # rules: gateway configs, saved rule state
+import cloud.signals  # signals: change counters between processes (SQLite)
 import cloud.storage.tables  # noqa: F401  (ingest: messages, readings, events, dead letters, gaps)
 import dashboards.tables  # noqa: F401  (dashboards: visitor passes)

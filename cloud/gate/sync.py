@@ -11,18 +11,20 @@ retries for it. One round of :class:`GateSync` (:meth:`GateSync.tick`):
   publish) is newer than the one last sent to a gateway, send ``gallery.sync`` for it;
 * **passes**: the site's visitor passes (``dashboards.tables.VisitorPass``: not revoked, not
   expired a day ago; ``site`` = this site or none) with their uses — in total and at this
-  gateway — are fingerprinted per gateway; when a gateway's last sent set differs, send
-  ``passes.sync`` (:mod:`edge.gate.passes`) with the whole set;
+  gateway — and the site's revoked passes not expired a day ago, as a digest of their code (so
+  the door refuses them as ``pass_revoked``) — are fingerprinted per gateway; when a gateway's
+  last sent set differs, send ``passes.sync`` (:mod:`protocols.passes`) with the whole set;
 * **retry until acknowledged**: each command is recorded by ``cloud.commands.service.issue``
   (which matches the gateway's ack); the newest unanswered one per gateway and name is published
   again, same ``cmd_id`` (the edge answers a repeat as a duplicate), every ``resend_s`` until it
   is acknowledged or expires.
 
 When rounds run: at start; whenever a write announces a change (:mod:`cloud.gate.changes`:
-pass issued or revoked, gallery published — in this process, or on PostgreSQL in any);
-whenever ingest stores a granted visitor pass event (:meth:`GateSync.on_stored`); when an
-unanswered command is due again; and otherwise every ``poll_s`` (a safety net for what no
-notification reaches: a SQLite writer in another process, a lost notification).
+pass issued or revoked, gallery published — in this process at once, in another process by
+:mod:`cloud.signals`: PostgreSQL NOTIFY, SQLite's counter poll, ~0.5 s); whenever ingest stores
+a granted visitor pass event (:meth:`GateSync.on_stored`); when an unanswered command is due
+again; and otherwise every ``poll_s`` (a safety net for what no signal reaches: a writer that
+does not announce, a notification lost while the listener reconnected).
 
 It starts with the cloud app when the faces router is included and the app has an MQTT
 publisher (see :func:`cloud.faces.router.lifespan`). The gallery URL in ``gallery.sync`` is
@@ -56,9 +58,9 @@ from cloud.gate.uses import record_uses, row_id, scan_mark, wire_id
 from cloud.ingest.models import StoredMessage
 from cloud.registry.tables import Approval, Gateway
 from dashboards.tables import VisitorPass
-from edge.gate.passes import COMMAND as PASSES_COMMAND
-from edge.gate.passes import PassesSync, SyncedPass
 from protocols.messages import Command, CommandAck
+from protocols.passes import COMMAND as PASSES_COMMAND
+from protocols.passes import MAX_REVOKED, PassesSync, RevokedPass, SyncedPass, code_digest
 
 log = logging.getLogger(__name__)
 GALLERY_TTL = timedelta(hours=24)
@@ -93,6 +95,25 @@ def active_passes(session: Session, site: str, now: datetime) -> tuple[SyncedPas
             uses=row.uses,
         )
         for row in rows
+    )
+
+
+def revoked_passes(session: Session, site: str, now: datetime) -> tuple[RevokedPass, ...]:
+    """The site's revoked passes that would still be sent had they not been revoked (valid
+    now, later or until a day ago): the :data:`MAX_REVOKED` most recently revoked, by id."""
+    rows = session.execute(
+        select(VisitorPass.id, VisitorPass.code)
+        .where(
+            VisitorPass.revoked_at.is_not(None),
+            VisitorPass.valid_until > now - RECENTLY_EXPIRED,
+            or_(VisitorPass.site == site, VisitorPass.site.is_(None)),
+        )
+        .order_by(VisitorPass.revoked_at.desc(), VisitorPass.id.desc())
+        .limit(MAX_REVOKED)
+    ).all()
+    return tuple(
+        RevokedPass(pass_id=wire_id(ident), digest=code_digest(code))
+        for ident, code in sorted(rows)
     )
 
 
@@ -132,8 +153,8 @@ def _had(session: Session, key: tuple[str, str]) -> bool:
     return session.scalars(query.limit(1)).first() is not None
 
 
-def fingerprint(passes: tuple[SyncedPass, ...]) -> str:
-    text = "\n".join(p.model_dump_json() for p in passes)
+def fingerprint(passes: tuple[SyncedPass, ...], revoked: tuple[RevokedPass, ...] = ()) -> str:
+    text = "\n".join(p.model_dump_json() for p in (*passes, *revoked))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -222,9 +243,8 @@ class GateSync:
         self._woken = asyncio.Event()
         engine = self.sessions.kw["bind"]
         unsubscribe = changes.subscribe(engine, self.wake)
-        listener: asyncio.Task[None] | None = None
-        if engine.dialect.name == "postgresql":
-            listener = asyncio.create_task(changes.listen(engine, self.wake), name="gate-listen")
+        # Writers in other processes (the faces CLI, a cloud process of another role).
+        listener = asyncio.create_task(changes.listen(engine, self.wake), name="gate-listen")
         try:
             due = True
             while True:
@@ -243,9 +263,8 @@ class GateSync:
                     due = True  # a re-send is due, or the safety poll
         finally:
             unsubscribe()
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
 
     def next_wait(self) -> float:
         """Seconds until the next round without a wake: the earliest re-send, at most poll_s."""
@@ -275,6 +294,7 @@ class GateSync:
                 by_site.setdefault(site, []).append(gateway)
             for site, members in by_site.items():
                 passes = active_passes(session, site, now)
+                revoked = revoked_passes(session, site, now)
                 used = uses_by_gateway(session, site, passes)
                 for gateway in members:
                     key = (site, gateway)
@@ -291,13 +311,15 @@ class GateSync:
                         self._send(session, key, GALLERY_COMMAND, params, now, GALLERY_TTL)
                         self._gallery_sent[key] = info.version
                     mine = for_gateway(passes, used.get(gateway, {}))
-                    mark = fingerprint(mine)
-                    if key not in self._passes_sent and not mine and not _had(session, key):
+                    mark = fingerprint(mine, revoked)
+                    nothing = not mine and not revoked
+                    if key not in self._passes_sent and nothing and not _had(session, key):
                         self._passes_sent[key] = mark  # never had a pass: nothing to clear
                     if self._passes_sent.get(key) != mark:
                         version = max(int(now.timestamp() * 1000), self._last_version + 1)
                         self._last_version = version
-                        body = PassesSync(version=version, passes=mine).params()
+                        sync = PassesSync(version=version, passes=mine, revoked=revoked)
+                        body = sync.params()
                         self._send(session, key, PASSES_COMMAND, dict(body), now, PASSES_TTL)
                         self._passes_sent[key] = mark
             session.commit()

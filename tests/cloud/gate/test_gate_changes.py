@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from cloud.db import make_engine
+from cloud.db import create_schema, make_engine
 from cloud.gate import changes
 from cloud.ingest.models import StoredMessage
 from edge.testing import until
@@ -25,6 +25,7 @@ def test_announce_wakes_subscribers_of_the_same_database_after_commit(tmp_path: 
     # Another engine on the same file, spelled differently, as a separate CLI would have it.
     same = make_engine(f"sqlite:///{tmp_path}/./cloud.db")
     other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    create_schema(writer)  # on SQLite a change bumps a counter (cloud.signals)
     woken: list[str | None] = []
     strangers: list[str | None] = []
     stop = changes.subscribe(same, woken.append)
@@ -79,7 +80,8 @@ async def test_an_ingest_only_process_forwards_pass_grants_by_notify(pg_url: str
     refusal or a redelivery)."""
     engine = make_engine(pg_url)
     woken: list[str | None] = []
-    listener = asyncio.create_task(changes.listen(engine, woken.append))
+    # The hook runs in this process here: hear this process's own signals too.
+    listener = asyncio.create_task(changes.listen(engine, woken.append, ignore_own=False))
     try:
         await until(lambda: woken == [None], what="listening")  # it wakes once on connecting
         where = parse_topic(topic("s1", "gwa", Channel.ACCESS))
