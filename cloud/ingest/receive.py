@@ -1,4 +1,4 @@
-"""The receiver process of split ingest: deliveries → raw log (one commit per batch) → PUBACK.
+"""The receiver process of split ingest: deliveries → raw log (one commit per pass) → PUBACK.
 
 ``python -m cloud.ingest.receive`` is started and supervised by :class:`cloud.ingest.Ingest`
 in ``mode="split"``; it is not meant to be run by hand. It reads its :class:`IngestConfig` as
@@ -6,14 +6,14 @@ one JSON line on stdin and then keeps stdin open: end of file means the parent d
 SIGKILL), and the receiver stops, so a restarted cloud never finds an orphan holding its MQTT
 session. SIGTERM/SIGINT stop it too. Logs go to stderr, which the parent re-logs.
 
-The MQTT side is :class:`cloud.ingest.receiver.Receiver` (paho, manual acks, persistent
-session) feeding a :class:`BoundedBuffer`, as in-process ingest. The loop takes whatever the
-buffer holds (group commit: a batch is what arrived during the previous commit, at most
-``batch_size`` / ``batch_bytes``; urgent channels first), appends it to the raw log in one
-transaction, and acknowledges exactly that batch. When the log's backlog (appended, not yet
-stored by ingest) reaches ``rawlog_budget_rows`` or ``rawlog_budget_bytes``, it stops taking
-from the buffer: the buffer fills, paho's callback blocks, nothing more is acknowledged and the
-broker holds the rest — memory and disk stay bounded, nothing is dropped.
+One thread does everything (:class:`cloud.ingest.passes.PassReceiver`: paho driven by this
+loop, no network thread of its own): read a pass of deliveries from the socket (what arrived,
+at most ``batch_size`` / ``batch_bytes``; an urgent event/access delivery ends the pass at
+once), append it to the raw log in one transaction, acknowledge exactly that pass, repeat.
+When the log's backlog (appended, not yet stored by ingest) reaches ``rawlog_budget_rows`` or
+``rawlog_budget_bytes``, it stops reading the socket: nothing more is acknowledged, the broker
+holds the rest (TCP back-pressure, Receive Maximum), and pings keep the connection — memory and
+disk stay bounded, nothing is dropped. It reconnects by itself with a capped backoff.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from cloud.ingest.buffer import MAX_BUFFER_BYTES, BoundedBuffer, Delivery
+from cloud.ingest.buffer import Delivery
 from cloud.ingest.config import IngestConfig
+from cloud.ingest.passes import PassReceiver
 from cloud.ingest.rawlog import RawLog, ReceiverStatus, poke
-from cloud.ingest.receiver import Receiver
 from cloud.runtime import tune_gc
 
 log = logging.getLogger("cloud.ingest.receive")  # not __main__ when run with -m
 
-IDLE_WAIT_S = 0.05  # an idle loop writes the status this often (if it changed)
+IDLE_WAIT_S = 0.05  # a pass waits this long for a first packet (then the status, the stop flag)
 BUDGET_POLL_S = 0.05  # while over budget: how often to look at the mark again
 
 
@@ -48,18 +48,19 @@ class ReceiverProcess:
     def __init__(self, config: IngestConfig, wake_fd: int | None = None) -> None:
         self.config = config
         self._wake_fd = wake_fd  # written after each append: wakes ingest's idle reader
-        self.buffer = BoundedBuffer(config.queue_bound, MAX_BUFFER_BYTES)
-        self._dirty = threading.Event()
-        self.receiver = Receiver(config, self.buffer, self._dirty.set)
+        self.receiver = PassReceiver(config)
         self.appended = self.acked = self.batches = self.paused = 0
         self.first_received = self.last_acked = 0.0
+        self._written: tuple[int, ...] = ()  # what the status row last said
 
     def _status(self, pending: int = 0) -> ReceiverStatus:
+        r = self.receiver
+        self._written = self._counters(pending)
         return ReceiverStatus(
             pid=os.getpid(),
-            connects=self.receiver.connects,
-            subscribed=self.receiver.subscribed.is_set(),
-            received=self.appended + pending + len(self.buffer),
+            connects=r.connects,
+            subscribed=r.subscribed,
+            received=max(r.received, self.appended + pending),
             appended=self.appended + pending,
             acked=self.acked,
             batches=self.batches,
@@ -72,38 +73,52 @@ class ReceiverProcess:
         c = self.config
         rawlog = RawLog(c.rawlog_file(), c.rawlog_synchronous)
         rawlog.reset_status(os.getpid())
-        self.receiver.start()
+        receiver = self.receiver
         over = False
         try:
             while not stop.is_set():
+                if not receiver.connect():
+                    stop.wait(min(receiver.retry_in(), IDLE_WAIT_S))
+                    self._report(rawlog)
+                    continue
                 backlog = rawlog.backlog()
                 if backlog.rows >= c.rawlog_budget_rows or backlog.bytes >= c.rawlog_budget_bytes:
                     if not over:
                         self.paused += 1
                         log.warning(
                             "raw log backlog %d messages / %d bytes reached the budget: "
-                            "not taking messages until ingest catches up",
+                            "not reading from the broker until ingest catches up",
                             backlog.rows,
                             backlog.bytes,
                         )
                         rawlog.write_status(self._status())
                     over = True
+                    receiver.idle()
                     stop.wait(BUDGET_POLL_S)
                     continue
                 if over:
-                    log.info("raw log backlog under budget again: taking messages")
+                    log.info("raw log backlog under budget again: reading from the broker")
                     over = False
-                batch = self.buffer.take(c.batch_size, 0.0, IDLE_WAIT_S, None, c.batch_bytes)
+                batch = receiver.read_pass(c.batch_size, c.batch_bytes, IDLE_WAIT_S)
                 if batch:
                     self._append(rawlog, batch, stop)
-                elif self._dirty.is_set():
-                    self._dirty.clear()
-                    rawlog.write_status(self._status())
-                    self._wake()
+                else:
+                    self._report(rawlog)
         finally:
-            self.receiver.stop()  # what is buffered stays unacknowledged: the broker keeps it
+            receiver.close()  # nothing unappended was acknowledged: the broker keeps it
             rawlog.write_status(self._status())
             rawlog.close()
+
+    def _counters(self, pending: int = 0) -> tuple[int, ...]:
+        r = self.receiver
+        return (r.connects, r.subscribed, r.received, self.appended + pending, self.acked)
+
+    def _report(self, rawlog: RawLog) -> None:
+        """Between passes: write the status (and wake ingest) if it changed since it was last
+        written (the acks of the last append, a connection, the subscription)."""
+        if self._written != self._counters():
+            rawlog.write_status(self._status())
+            self._wake()
 
     def _append(self, rawlog: RawLog, batch: list[Delivery], stop: threading.Event) -> None:
         if not self.first_received:
@@ -123,7 +138,6 @@ class ReceiverProcess:
         self._wake()
         self.acked += self.receiver.ack(batch)
         self.last_acked = time.time()
-        self._dirty.set()
 
     def _wake(self) -> None:
         if self._wake_fd is not None:

@@ -54,15 +54,7 @@ class Receiver:
         self.connects = 0
         self.session_present = False
         self.thread_id: int | None = None  # native id of paho's network thread (profiling)
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=config.client_id,
-            protocol=paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311,
-            clean_session=None if config.protocol == "5" else False,
-            manual_ack=True,
-        )
-        if config.username is not None:
-            client.username_pw_set(config.username, config.password)
+        client = make_client(config)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -71,21 +63,9 @@ class Receiver:
         self._client = client
 
     def start(self) -> None:
-        if self.config.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.config.session_expiry_s
-            props.ReceiveMaximum = self.config.max_inflight
-            self._client.connect_async(
-                self.config.host,
-                self.config.port,
-                keepalive=self.config.keepalive_s,
-                clean_start=False,
-                properties=props,
-            )
-        else:  # 3.1.1: the persistent session comes from clean_session=False at construction
-            self._client.connect_async(
-                self.config.host, self.config.port, keepalive=self.config.keepalive_s
-            )
+        self._client.connect_async(
+            self.config.host, self.config.port, **connect_options(self.config)
+        )
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -122,11 +102,7 @@ class Receiver:
         self.connects += 1
         self.thread_id = threading.get_native_id()
         self.session_present = flags.session_present
-        if self.config.protocol == "5":
-            options = SubscribeOptions(qos=1)
-            client.subscribe([(f, options) for f in self.config.filters()])
-        else:
-            client.subscribe([(f, 1) for f in self.config.filters()])
+        subscribe(client, self.config)
         log.info(
             "ingest %s connected to %s:%d (session present: %s)",
             self.config.client_id,
@@ -167,17 +143,56 @@ class Receiver:
             self._on_subscribed()
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = msg._topic.decode("utf-8", "replace")  # the decoder dead-letters it
-        delivery = Delivery(
-            topic,
-            bytes(msg.payload),
-            msg.mid,
-            msg.qos,
-            datetime.now(UTC),
-            self.connection,
-            topic.endswith(_URGENT_ENDINGS),
-        )
-        self.buffer.put(delivery, self._stopping.is_set)
+        self.buffer.put(delivery_of(msg, self.connection), self._stopping.is_set)
+
+
+def make_client(config: IngestConfig, cls: type[paho.Client] = paho.Client) -> paho.Client:
+    """A paho client with ingest's session: manual acks, MQTT 5 (3.1.1: clean_session false),
+    the broker credentials. Callbacks are the caller's."""
+    client = cls(
+        CallbackAPIVersion.VERSION2,
+        client_id=config.client_id,
+        protocol=paho.MQTTv5 if config.protocol == "5" else paho.MQTTv311,
+        clean_session=None if config.protocol == "5" else False,
+        manual_ack=True,
+    )
+    if config.username is not None:
+        client.username_pw_set(config.username, config.password)
+    return client
+
+
+def connect_options(config: IngestConfig) -> dict[str, Any]:
+    """``connect``/``connect_async`` keyword arguments: keepalive, and for MQTT 5 the
+    persistent session (clean_start false, session expiry) and the Receive Maximum."""
+    if config.protocol != "5":  # 3.1.1: the session comes from clean_session=False
+        return {"keepalive": config.keepalive_s}
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = config.session_expiry_s
+    props.ReceiveMaximum = config.max_inflight
+    return {"keepalive": config.keepalive_s, "clean_start": False, "properties": props}
+
+
+def subscribe(client: paho.Client, config: IngestConfig) -> None:
+    """Subscribe to ingest's filters with QoS1 (on every connect: a lost session comes back)."""
+    if config.protocol == "5":
+        options = SubscribeOptions(qos=1)
+        client.subscribe([(f, options) for f in config.filters()])
+    else:
+        client.subscribe([(f, 1) for f in config.filters()])
+
+
+def delivery_of(msg: paho.MQTTMessage, connection: int) -> Delivery:
+    """A received message as a :class:`Delivery` (received now, on ``connection``)."""
+    try:
+        topic = msg.topic
+    except UnicodeDecodeError:
+        topic = msg._topic.decode("utf-8", "replace")  # the decoder dead-letters it
+    return Delivery(
+        topic,
+        bytes(msg.payload),
+        msg.mid,
+        msg.qos,
+        datetime.now(UTC),
+        connection,
+        topic.endswith(_URGENT_ENDINGS),
+    )
