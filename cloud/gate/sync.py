@@ -11,8 +11,9 @@ retries for it. One round of :class:`GateSync` (:meth:`GateSync.tick`):
   publish) is newer than the one last sent to a gateway, send ``gallery.sync`` for it;
 * **passes**: the site's visitor passes (``dashboards.tables.VisitorPass``: not revoked, not
   expired a day ago; ``site`` = this site or none) with their uses — in total and at this
-  gateway — are fingerprinted per gateway; when a gateway's last sent set differs, send
-  ``passes.sync`` (:mod:`edge.gate.passes`) with the whole set;
+  gateway — and the site's revoked passes not expired a day ago, as a digest of their code (so
+  the door refuses them as ``pass_revoked``) — are fingerprinted per gateway; when a gateway's
+  last sent set differs, send ``passes.sync`` (:mod:`protocols.passes`) with the whole set;
 * **retry until acknowledged**: each command is recorded by ``cloud.commands.service.issue``
   (which matches the gateway's ack); the newest unanswered one per gateway and name is published
   again, same ``cmd_id`` (the edge answers a repeat as a duplicate), every ``resend_s`` until it
@@ -57,9 +58,9 @@ from cloud.gate.uses import record_uses, row_id, scan_mark, wire_id
 from cloud.ingest.models import StoredMessage
 from cloud.registry.tables import Approval, Gateway
 from dashboards.tables import VisitorPass
-from edge.gate.passes import COMMAND as PASSES_COMMAND
-from edge.gate.passes import PassesSync, SyncedPass
 from protocols.messages import Command, CommandAck
+from protocols.passes import COMMAND as PASSES_COMMAND
+from protocols.passes import MAX_REVOKED, PassesSync, RevokedPass, SyncedPass, code_digest
 
 log = logging.getLogger(__name__)
 GALLERY_TTL = timedelta(hours=24)
@@ -94,6 +95,25 @@ def active_passes(session: Session, site: str, now: datetime) -> tuple[SyncedPas
             uses=row.uses,
         )
         for row in rows
+    )
+
+
+def revoked_passes(session: Session, site: str, now: datetime) -> tuple[RevokedPass, ...]:
+    """The site's revoked passes that would still be sent had they not been revoked (valid
+    now, later or until a day ago): the :data:`MAX_REVOKED` most recently revoked, by id."""
+    rows = session.execute(
+        select(VisitorPass.id, VisitorPass.code)
+        .where(
+            VisitorPass.revoked_at.is_not(None),
+            VisitorPass.valid_until > now - RECENTLY_EXPIRED,
+            or_(VisitorPass.site == site, VisitorPass.site.is_(None)),
+        )
+        .order_by(VisitorPass.revoked_at.desc(), VisitorPass.id.desc())
+        .limit(MAX_REVOKED)
+    ).all()
+    return tuple(
+        RevokedPass(pass_id=wire_id(ident), digest=code_digest(code))
+        for ident, code in sorted(rows)
     )
 
 
@@ -133,8 +153,8 @@ def _had(session: Session, key: tuple[str, str]) -> bool:
     return session.scalars(query.limit(1)).first() is not None
 
 
-def fingerprint(passes: tuple[SyncedPass, ...]) -> str:
-    text = "\n".join(p.model_dump_json() for p in passes)
+def fingerprint(passes: tuple[SyncedPass, ...], revoked: tuple[RevokedPass, ...] = ()) -> str:
+    text = "\n".join(p.model_dump_json() for p in (*passes, *revoked))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -274,6 +294,7 @@ class GateSync:
                 by_site.setdefault(site, []).append(gateway)
             for site, members in by_site.items():
                 passes = active_passes(session, site, now)
+                revoked = revoked_passes(session, site, now)
                 used = uses_by_gateway(session, site, passes)
                 for gateway in members:
                     key = (site, gateway)
@@ -290,13 +311,15 @@ class GateSync:
                         self._send(session, key, GALLERY_COMMAND, params, now, GALLERY_TTL)
                         self._gallery_sent[key] = info.version
                     mine = for_gateway(passes, used.get(gateway, {}))
-                    mark = fingerprint(mine)
-                    if key not in self._passes_sent and not mine and not _had(session, key):
+                    mark = fingerprint(mine, revoked)
+                    nothing = not mine and not revoked
+                    if key not in self._passes_sent and nothing and not _had(session, key):
                         self._passes_sent[key] = mark  # never had a pass: nothing to clear
                     if self._passes_sent.get(key) != mark:
                         version = max(int(now.timestamp() * 1000), self._last_version + 1)
                         self._last_version = version
-                        body = PassesSync(version=version, passes=mine).params()
+                        sync = PassesSync(version=version, passes=mine, revoked=revoked)
+                        body = sync.params()
                         self._send(session, key, PASSES_COMMAND, dict(body), now, PASSES_TTL)
                         self._passes_sent[key] = mark
             session.commit()

@@ -8,7 +8,8 @@ redelivered event, a replay after an outage or a second reader of the same rows 
 twice — and sets ``visitor_passes.uses`` to the number of rows of the pass.
 
 :func:`pass_state` says whether a pass can still be used, with the reason names the door uses
-(``pass_used_up``, ``pass_expired``, ``pass_not_yet_valid``) plus ``pass_revoked``.
+(``pass_revoked``, ``pass_wrong_door``, ``pass_expired``, ``pass_not_yet_valid``,
+``pass_used_up``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dashboards.tables import VisitorPass
 
 log = logging.getLogger(__name__)
 PASS_ID = re.compile(r"vp([1-9][0-9]{0,17})")
-"""How a cloud-issued pass is named on the wire (``edge.gate.passes.SyncedPass.pass_id``)."""
+"""How a cloud-issued pass is named on the wire (``protocols.passes.SyncedPass.pass_id``)."""
 SCAN_BATCH = 1000
 LOOKBACK = 200
 """Rows re-read below the mark each scan: with several ingest processes on PostgreSQL a smaller

@@ -72,6 +72,7 @@ class Gate:
         self.pipeline = pipeline
         self.policy = policy
         self._static_passes = policy.passes
+        self._static_revoked = policy.revoked
         self.state = PolicyState()
         self.sink = sink
         self.open_door = open_door
@@ -93,13 +94,23 @@ class Gate:
         with self._lock:
             self.policy = policy
             self._static_passes = policy.passes
+            self._static_revoked = policy.revoked
 
-    def set_passes(self, passes: Sequence[VisitorPass], uses: Mapping[str, int]) -> None:
-        """Replace the synced visitor passes (those of the configuration stay); keep the
-        larger of the known use counts."""
+    def set_passes(
+        self,
+        passes: Sequence[VisitorPass],
+        uses: Mapping[str, int],
+        revoked: Mapping[str, str] | None = None,
+    ) -> None:
+        """Replace the synced visitor passes and revoked codes (those of the configuration
+        stay); keep the larger of the known use counts."""
         with self._lock:
             static = tuple(p for p in self._static_passes if p.pass_id not in uses)
-            self.policy = self.policy.model_copy(update={"passes": static + tuple(passes)})
+            update = {
+                "passes": static + tuple(passes),
+                "revoked": {**self._static_revoked, **(revoked or {})},
+            }
+            self.policy = self.policy.model_copy(update=update)
             counted = dict(self.state.pass_uses)
             for pass_id, n in uses.items():
                 counted[pass_id] = max(counted.get(pass_id, 0), n)

@@ -1,16 +1,12 @@
 """``passes.sync``: the cloud's visitor passes for this gateway, swapped into every gate's policy.
 
-The cloud (``cloud.gate.sync``) sends the whole set of active passes of the site each time it
-changes — a revoked pass is simply absent — as a versioned command:
-
-    name   "passes.sync"
-    params {"version": 1764236400123, "passes": "[{\"pass_id\": \"vp12\", \"code\": …}]"}
-
-``passes`` is a JSON array (command params are flat scalars) of :class:`SyncedPass`; ``version``
-grows with each change (the cloud's clock in ms), so a re-sent or late older command is
-acknowledged without changing anything. A pass with no ``doors`` is valid at every door of the
-gateway. The door policy (:mod:`edge.gate.policy`) then checks window, doors and uses at the
-reader.
+The cloud (``cloud.gate.sync``) sends the whole set of the site's passes each time it changes,
+as a versioned command whose params are defined by the wire contract
+(:mod:`protocols.passes`): the passes a door may be shown (:class:`SyncedPass`) and those
+revoked before they expired (:class:`RevokedPass`: pass id and a digest of the code). A re-sent
+or late older version is acknowledged without changing anything. A pass with no ``doors`` is
+valid at every door of the gateway. The door policy (:mod:`edge.gate.policy`) then checks
+window, doors and uses at the reader, and refuses a revoked pass's code as ``pass_revoked``.
 
 Uses: each pass carries ``uses`` (every use the cloud has recorded, at any gateway) and
 ``uses_here`` (of those, the ones made at this gateway). :class:`PassLedger`, shared by every
@@ -24,7 +20,6 @@ the cloud.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -33,81 +28,50 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.errors import CommandRefused
 from edge.gate.policy import VisitorPass
+from protocols.errors import ProtocolError
 from protocols.ids import Ident
 from protocols.messages import AttrValue, Command
+from protocols.passes import COMMAND, MAX_PASSES, PassesSync, RevokedPass, SyncedPass
 
 if TYPE_CHECKING:
     from edge.gate.gate import Gate
 
 log = logging.getLogger(__name__)
-COMMAND = "passes.sync"
-MAX_PASSES = 500
-"""About 200 bytes each: 500 stay well inside the 256 KB payload cap."""
+__all__ = [
+    "COMMAND",
+    "MAX_PASSES",
+    "PassBook",
+    "PassLedger",
+    "PassesSync",
+    "RevokedPass",
+    "SyncedPass",
+    "parse",
+    "visitor_pass",
+]
 
 
-class SyncedPass(BaseModel):
-    """One visitor pass as the cloud sends it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    pass_id: Ident
-    code: Annotated[str, Field(min_length=6, max_length=64)]
-    doors: tuple[Ident, ...] = Field((), description="Empty: every door of this gateway")
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime
-    max_uses: int = Field(ge=1, le=1000)
-    uses: int = Field(0, ge=0, description="Uses the cloud knows of, at every gateway")
-    uses_here: int = Field(0, ge=0, description="Of those, the uses made at this gateway")
-
-    @model_validator(mode="after")
-    def _here_within_total(self) -> SyncedPass:
-        if self.uses_here > self.uses:
-            raise ValueError(f"pass {self.pass_id}: uses_here must not exceed uses")
-        return self
-
-    def visitor_pass(self, all_doors: frozenset[str]) -> VisitorPass:
-        return VisitorPass(
-            pass_id=self.pass_id,
-            code=self.code,
-            doors=frozenset(self.doors) or all_doors,
-            valid_from=self.valid_from,
-            valid_until=self.valid_until,
-            max_uses=self.max_uses,
-        )
+def visitor_pass(synced: SyncedPass, all_doors: frozenset[str]) -> VisitorPass:
+    """The door policy's form of a synced pass (no doors: every door of the gateway)."""
+    return VisitorPass(
+        pass_id=synced.pass_id,
+        code=synced.code,
+        doors=frozenset(synced.doors) or all_doors,
+        valid_from=synced.valid_from,
+        valid_until=synced.valid_until,
+        max_uses=synced.max_uses,
+    )
 
 
-class PassesSync(BaseModel):
-    """The validated params of a ``passes.sync`` command."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    version: int = Field(ge=1)
-    passes: tuple[SyncedPass, ...] = Field(max_length=MAX_PASSES)
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, AttrValue]) -> PassesSync:
-        """Raises :class:`CommandRefused` naming the bad field."""
-        version, passes = params.get("version"), params.get("passes")
-        if isinstance(version, bool) or not isinstance(version, float | int):
-            raise CommandRefused("passes.sync needs params.version (a number ≥ 1)")
-        if not isinstance(passes, str):
-            raise CommandRefused("passes.sync needs params.passes (a JSON array)")
-        try:
-            return cls.model_validate({"version": int(version), "passes": json.loads(passes)})
-        except json.JSONDecodeError as exc:
-            raise CommandRefused(f"passes.sync: params.passes is not JSON: {exc.msg}") from exc
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise CommandRefused(f"passes.sync: {where}: {err['msg']}") from exc
-
-    def params(self) -> dict[str, AttrValue]:
-        body = [p.model_dump(mode="json") for p in self.passes]
-        return {"version": float(self.version), "passes": json.dumps(body, separators=(",", ":"))}
+def parse(params: Mapping[str, AttrValue]) -> PassesSync:
+    """The command's params, or :class:`CommandRefused` naming the bad field."""
+    try:
+        return PassesSync.from_params(params)
+    except ProtocolError as exc:
+        raise CommandRefused(exc.detail) from exc
 
 
 class PassLedger:
@@ -195,9 +159,15 @@ class PassBook:
         counts = self.ledger.counts()
         for gate in self.gates:
             doors = frozenset(gate.policy.doors)
-            gate.set_passes([p.visitor_pass(doors) for p in sync.passes], counts)
+            synced = [visitor_pass(p, doors) for p in sync.passes]
+            gate.set_passes(synced, counts, {r.digest: r.pass_id for r in sync.revoked})
         self.version, self.passes = sync.version, sync.passes
-        log.info("visitor passes version %d: %d pass(es)", sync.version, len(sync.passes))
+        log.info(
+            "visitor passes version %d: %d pass(es), %d revoked",
+            sync.version,
+            len(sync.passes),
+            len(sync.revoked),
+        )
         return {"version": float(sync.version), "changed": True, "passes": float(len(sync.passes))}
 
     def load_cached(self) -> None:
@@ -214,7 +184,7 @@ class PassBook:
 
     async def handle(self, command: Command) -> Mapping[str, AttrValue]:
         """The agent's ``passes.sync`` handler."""
-        sync = PassesSync.from_params(command.params)
+        sync = parse(command.params)
         result = self.apply(sync)
         if result.get("changed"):
             self._save(sync)

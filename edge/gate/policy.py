@@ -3,9 +3,10 @@
 Nothing here touches a camera, a lock or the clock: the caller passes the time. Every decision
 carries a machine-readable reason (the ``AccessEvent.reason`` names, listed in :class:`Reason`).
 
-Rules, in order: block list (alarm, never opens) → identity → door methods → liveness → visitor
-pass or allow list → schedule → second factor → anti-passback. A door always accepts at least one
-non-face method (card, PIN or QR code); the configuration refuses a door without one.
+Rules, in order: block list (alarm, never opens) → identity (a revoked pass's code is refused
+as ``pass_revoked``) → door methods → liveness → visitor pass or allow list → schedule → second
+factor → anti-passback. A door always accepts at least one non-face method (card, PIN or QR
+code); the configuration refuses a door without one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from protocols.ids import Ident
 from protocols.messages import AccessDecision, AccessMethod
+from protocols.passes import code_digest
 
 Weekday = Annotated[int, Field(ge=0, le=6, description="0 = Monday")]
 
@@ -35,6 +37,7 @@ class Reason(StrEnum):
     PASS_EXPIRED = "pass_expired"
     PASS_NOT_YET_VALID = "pass_not_yet_valid"
     PASS_USED_UP = "pass_used_up"
+    PASS_REVOKED = "pass_revoked"
     PASS_WRONG_DOOR = "pass_wrong_door"
     SECOND_FACTOR_REQUIRED = "second_factor_required"
     SECOND_FACTOR_MISMATCH = "second_factor_mismatch"
@@ -141,6 +144,10 @@ class PolicyConfig(_Model):
     people: Mapping[str, PersonConfig] = Field(default_factory=dict, description="Allow list")
     blocked: frozenset[str] = Field(frozenset(), description="Block list of person ids")
     passes: tuple[VisitorPass, ...] = ()
+    revoked: Mapping[str, Ident] = Field(
+        default_factory=dict,
+        description="Revoked passes: code_digest(code) → pass id (refused as pass_revoked)",
+    )
 
 
 class PolicyState(_Model):
@@ -220,6 +227,16 @@ def _identify(cfg: PolicyConfig, req: AccessRequest) -> str | Reason:
     return Reason.UNKNOWN_CREDENTIAL
 
 
+def _revoked(cfg: PolicyConfig, req: AccessRequest) -> str | None:
+    """The id of the revoked pass whose code this is, if any."""
+    cred = req.credential
+    if not cfg.revoked or cred is None or cred.kind not in ("qr", "pin"):
+        return None
+    if cred.kind != req.method.value:
+        return None
+    return cfg.revoked.get(code_digest(cred.value))
+
+
 def _pass_check(visitor: VisitorPass, req: AccessRequest, state: PolicyState) -> Reason | None:
     if req.door not in visitor.doors:
         return Reason.PASS_WRONG_DOOR
@@ -240,6 +257,8 @@ def decide(
     if door is None:
         return _deny(req, Reason.NOT_ALLOWED), state
     who = _identify(cfg, req)
+    if who is Reason.UNKNOWN_CREDENTIAL and (revoked := _revoked(cfg, req)) is not None:
+        return _deny(req, Reason.PASS_REVOKED, f"pass:{revoked}"), state
     if isinstance(who, Reason):
         return _deny(req, who), state
     if who in cfg.blocked:

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api import create_app
 from cloud.auth import service
 from cloud.auth.deps import Role
+from cloud.db import create_schema, make_engine
 from cloud.faces.router import GATE_URL_ENV, POLL_STATE
 from cloud.gate.sync import GateSync
+from cloud.registry.tables import Gateway, Site
 from cloud.settings import Settings
 from cloud.storage.tables import AccessEventRow
+from dashboards.tables import VisitorPass
+from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
-from edge.testing import edge_config
+from edge.testing import edge_config, running, until
 from linli.services import Mosquitto
 from protocols.codec import new_id
 from tests.dashboards.screens_support import LiveServer
@@ -86,6 +90,42 @@ def live_cloud_pg(
         yield cloud
 
 
+@pytest.fixture
+def site_db(tmp_path: Path, site: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions of a migrated SQLite cloud database holding the site and its gateway ``gw1``
+    (the engine: ``sessions.kw["bind"]``)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
+    create_schema(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as db:
+        db.add(Site(id=site))
+        db.flush()
+        db.add(Gateway(site=site, id="gw1"))
+        db.commit()
+    try:
+        yield sessions
+    finally:
+        engine.dispose()
+
+
+def visitor_pass(site: str | None, now: datetime, **changes: Any) -> VisitorPass:
+    """A dashboards visitor pass row: one use, valid from ``now`` for an hour."""
+    fields: dict[str, Any] = {
+        "code": "code-123456",
+        "site": site,
+        "visitor_name": "v",
+        "doors": [],
+        "valid_from": now,
+        "valid_until": now + timedelta(hours=1),
+        "max_uses": 1,
+        "uses": 0,
+        "created_by": "guard1",
+        "created_at": now,
+        "detail": {},
+    }
+    return VisitorPass(**(fields | changes))
+
+
 def access_row(
     site: str,
     pass_id: str | None,
@@ -135,3 +175,15 @@ def gate_edge_config(
             }
         ],
     )
+
+
+@asynccontextmanager
+async def running_gate(
+    tmp_path: Path, broker: Mosquitto, site: str, gateway: str = "gw1"
+) -> AsyncIterator[EdgeAgent]:
+    """An edge agent with one gate and nobody on its allow list (:func:`gate_edge_config`),
+    running, its gate started."""
+    agent = EdgeAgent(gate_edge_config(tmp_path, broker, site, people={}, gateway=gateway))
+    async with running(agent):
+        await until(lambda: agent.gates[0]._loop is not None, what="gate started")
+        yield agent

@@ -21,10 +21,10 @@ from cloud.ingest.service import Ingest
 from edge.agent import EdgeAgent
 from edge.gate.gate import Gate
 from edge.gate.policy import Reason
-from edge.testing import running, until
+from edge.testing import until
 from linli.services import Mosquitto
 from protocols.messages import AccessDecision, AccessEvent, Envelope
-from tests.cloud.gate.conftest import LiveCloud, gate_edge_config
+from tests.cloud.gate.conftest import LiveCloud, running_gate
 from tests.cloud.gate.test_gate_passes_sync import issue, present
 
 pytestmark = [pytest.mark.anyio, pytest.mark.faces]
@@ -58,12 +58,11 @@ def recording(agent: EdgeAgent) -> list[Envelope]:
 async def test_pass_used_at_one_gateway_is_counted_once_and_refused_at_another(
     tmp_path: Path, mosquitto: Mosquitto, site: str, live_cloud: LiveCloud
 ) -> None:
-    a = EdgeAgent(gate_edge_config(tmp_path, mosquitto, site, people={}, gateway="gwa"))
-    b = EdgeAgent(gate_edge_config(tmp_path, mosquitto, site, people={}, gateway="gwb"))
-    async with running(a), running(b):
+    async with (
+        running_gate(tmp_path, mosquitto, site, "gwa") as a,
+        running_gate(tmp_path, mosquitto, site, "gwb") as b,
+    ):
         gate_a, gate_b = a.gates[0].gate, b.gates[0].gate
-        await until(lambda: a.gates[0]._loop is not None, what="gate A started")
-        await until(lambda: b.gates[0]._loop is not None, what="gate B started")
         sent_by_a = recording(a)
 
         one = issue(live_cloud, site, 3600, uses=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,47 +12,26 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.commands.publisher import Publisher
 from cloud.commands.service import apply_ack
 from cloud.commands.tables import CommandRow
-from cloud.db import create_schema, make_engine
 from cloud.faces.dbstore import DbGallery
 from cloud.gate.sync import GateSync
-from cloud.registry.tables import Gateway, Site
-from dashboards.tables import VisitorPass
 from edge.gate.passes import COMMAND, PassesSync
 from edge.testing import Subscriber, until
 from linli.services import Mosquitto
 from protocols.codec import decode, new_id
 from protocols.messages import AckStatus, Command, CommandAck
 from protocols.topics import Channel, topic_filter
+from tests.cloud.gate.conftest import visitor_pass
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_unacknowledged_passes_sync_is_resent_until_acked(
-    tmp_path: Path, mosquitto: Mosquitto, site: str
+    mosquitto: Mosquitto, site: str, site_db: sessionmaker[Session]
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
-    create_schema(engine)
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    now = datetime.now(UTC)
+    sessions = site_db
+    engine = sessions.kw["bind"]
     with sessions() as db:
-        db.add(Site(id=site))
-        db.flush()
-        db.add(Gateway(site=site, id="gw1"))
-        db.add(
-            VisitorPass(
-                code="code-123456",
-                site=site,
-                visitor_name="v",
-                doors=[],
-                valid_from=now,
-                valid_until=now + timedelta(hours=1),
-                max_uses=1,
-                uses=0,
-                created_by="guard1",
-                created_at=now,
-                detail={},
-            )
-        )
+        db.add(visitor_pass(site, datetime.now(UTC)))
         db.commit()
     sub = Subscriber(mosquitto, [topic_filter(Channel.CMD, site)])
     publisher = Publisher("127.0.0.1", mosquitto.port, f"cloud-{site}")
@@ -94,37 +72,18 @@ async def test_unacknowledged_passes_sync_is_resent_until_acked(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         sub.close()
-        engine.dispose()
 
 
 async def test_a_failed_sync_is_issued_again_after_a_while(
-    tmp_path: Path, mosquitto: Mosquitto, site: str
+    mosquitto: Mosquitto, site: str, site_db: sessionmaker[Session]
 ) -> None:
     """``failed`` (the gateway could not apply it) is retried with a new command after
     ``resend_s``, backing off; ``ok`` ends it."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
-    create_schema(engine)
-    sessions = sessionmaker(engine, expire_on_commit=False)
+    sessions = site_db
+    engine = sessions.kw["bind"]
     clock = [datetime.now(UTC)]
     with sessions() as db:
-        db.add(Site(id=site))
-        db.flush()
-        db.add(Gateway(site=site, id="gw1"))
-        db.add(
-            VisitorPass(
-                code="code-123456",
-                site=site,
-                visitor_name="v",
-                doors=[],
-                valid_from=clock[0],
-                valid_until=clock[0] + timedelta(hours=1),
-                max_uses=1,
-                uses=0,
-                created_by="guard1",
-                created_at=clock[0],
-                detail={},
-            )
-        )
+        db.add(visitor_pass(site, clock[0]))
         db.commit()
     publisher = Publisher("127.0.0.1", mosquitto.port, f"cloud-{site}")
     task = asyncio.create_task(publisher.run())
@@ -180,4 +139,3 @@ async def test_a_failed_sync_is_issued_again_after_a_while(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Literal
 
 import pytest
 from pydantic import ValidationError
@@ -22,8 +23,10 @@ from edge.gate.policy import (
     decide,
 )
 from protocols.messages import AccessDecision, AccessMethod
+from protocols.passes import code_digest
 
 MON_9 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
+HOUR = timedelta(hours=1)
 ALICE = PersonConfig(person_id="alice", credentials={"card": "C-1", "pin": "1234"})
 MALLORY = PersonConfig(person_id="mallory", credentials={"card": "C-666"})
 
@@ -173,6 +176,34 @@ def test_visitor_qr_code_pass_and_wrong_door() -> None:
     )
     assert ok.opens and ok.reason is Reason.VISITOR_PASS and ok.pass_id == "v1"
     assert not wrong.opens and wrong.reason is Reason.PASS_WRONG_DOOR
+
+
+def code(value: str, kind: Literal["qr", "pin"] = "qr", at: datetime = MON_9) -> AccessRequest:
+    """A visitor pass's code shown at the main door, as a QR code or typed as a PIN."""
+    credential = Credential(kind=kind, value=value)
+    return AccessRequest(door="main", at=at, method=AccessMethod(kind), credential=credential)
+
+
+def test_revoked_pass_code_is_refused_as_revoked() -> None:
+    """A revoked pass is known only by a digest of its code: shown that code (QR or PIN), the
+    door says ``pass_revoked`` and names the pass; other codes stay unknown."""
+    cfg = policy().model_copy(update={"revoked": {code_digest("QR-42"): "v9"}})
+    qr, pin, other, typed_as_card = run(
+        cfg, code("QR-42"), code("QR-42", "pin"), code("QR-43"), card("QR-42")
+    )
+    assert (qr.decision, qr.reason, qr.pass_id) == (
+        AccessDecision.DENIED,
+        Reason.PASS_REVOKED,
+        "v9",
+    )
+    assert qr.person_id is None
+    assert (pin.reason, pin.pass_id) == (Reason.PASS_REVOKED, "v9")
+    assert (other.reason, other.pass_id) == (Reason.UNKNOWN_CREDENTIAL, None)
+    assert typed_as_card.reason is Reason.UNKNOWN_CREDENTIAL  # a card is never a pass
+    # A pass issued again with the same code is not refused for the revoked one.
+    again = visitor(pass_id="v10", person_id=None, code="QR-42")
+    (ok,) = run(cfg.model_copy(update={"passes": (again,)}), code("QR-42", at=MON_9 + HOUR))
+    assert ok.opens and ok.pass_id == "v10"
 
 
 def test_schedule_per_door_and_group() -> None:
