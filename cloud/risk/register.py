@@ -24,7 +24,7 @@ from cloud.registry.liveness import is_offline, report_interval
 from cloud.registry.tables import Device
 from cloud.risk.levels import Level, risk_level, rule_phase
 from cloud.risk.tables import Risk
-from cloud.storage.tables import Reading
+from cloud.storage.tables import Reading, Series
 from protocols.ids import Ident
 from protocols.rules.language import RuleSet
 
@@ -264,8 +264,9 @@ def _device_watch(db: Session, site: str, device_id: str, now: datetime) -> Devi
     its kind's report interval (as the liveness sweep does)."""
     row = db.get(Device, (site, device_id))
     rows = db.execute(
-        select(Reading.metric, Reading.value, Reading.ts)
-        .where(Reading.site == site, Reading.device == device_id)
+        select(Series.metric, Reading.value, Reading.ts)
+        .join(Series, Series.id == Reading.series)
+        .where(Series.site == site, Series.device == device_id)
         .order_by(Reading.ts.desc())
         .limit(LATEST_READINGS)
     ).all()

@@ -34,7 +34,7 @@ from cloud.governance.journal import SYSTEM, record
 from cloud.governance.states import State
 from cloud.governance.tables import Incident
 from cloud.risk.tables import Resident, WelfareCheck
-from cloud.storage.tables import DeviceEventRow, Reading
+from cloud.storage.tables import DeviceEventRow, Reading, Series
 from protocols.kinds import METRICS
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,12 @@ def last_activity(db: Session, site: str, devices: Sequence[str]) -> datetime | 
     if not devices:
         return None
     reading = db.scalar(
-        select(func.max(Reading.ts)).where(
-            Reading.site == site,
-            Reading.device.in_(list(devices)),
-            Reading.metric.in_(sorted(ACTIVITY_METRICS)),
+        select(func.max(Reading.ts))
+        .join(Series, Series.id == Reading.series)
+        .where(
+            Series.site == site,
+            Series.device.in_(list(devices)),
+            Series.metric.in_(sorted(ACTIVITY_METRICS)),
             Reading.value != 0,
         )
     )

@@ -31,7 +31,7 @@ from cloud.notify.channels import Notice, notice_of
 from cloud.notify.dispatcher import WHISTLE, Notifier
 from cloud.notify.hub import Hub
 from cloud.settings import Settings
-from cloud.storage.tables import Reading
+from cloud.storage.tables import Reading, Series
 from protocols.messages import Command
 from protocols.rules.actions import ClearAlert, Notify, RaiseAlert, SendCommand
 from protocols.rules.observations import Observation
@@ -290,10 +290,11 @@ class Effects:
         for device in dict.fromkeys((o.site, o.device) for o in triggers):
             last = max(o.ts for o in triggers if (o.site, o.device) == device)
             rows = db.execute(
-                select(Reading.metric, Reading.value, Reading.ts)
+                select(Series.metric, Reading.value, Reading.ts)
+                .join(Series, Series.id == Reading.series)
                 .where(
-                    Reading.site == device[0],
-                    Reading.device == device[1],
+                    Series.site == device[0],
+                    Series.device == device[1],
                     Reading.ts >= last - EVIDENCE_WINDOW,
                     Reading.ts <= last,
                 )

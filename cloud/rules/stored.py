@@ -1,10 +1,11 @@
 """Read stored messages back for the rules: ``ingest_messages`` rows → :class:`StoredMessage`.
 
 The rules replay (after a crash) and the rules feed (``--role rules``) rebuild each message
-from what ingest stored: readings, device events, access events and command acks, keyed by
-``msg_id``. Device and access events and acks have a unique ``msg_id``; readings are found by
-scanning ``readings.id > floor`` (their only index serves charts), where ``floor`` comes from
-a :class:`Mark` taken before the message was stored (see :func:`take_mark`).
+from what ingest stored: readings, device events, access events and command acks. Device and
+access events and acks have a unique ``msg_id``; readings carry their message's row id
+(``readings.message``) and are found by scanning ``readings.id > floor`` (their only index
+serves charts), where ``floor`` comes from a :class:`Mark` taken before the message was stored
+(see :func:`take_mark`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cloud.storage.tables import (
     CommandAckRow,
     DeviceEventRow,
     Reading,
+    Series,
     StoredEnvelope,
 )
 from protocols.kinds import METRICS
@@ -163,9 +165,12 @@ def rebuild(db: Session, rows: Sequence[Row], reading_floor: int, counts: Counte
     counted in ``counts`` and logged.
     """
     by_channel: dict[str, list[str]] = defaultdict(list)
+    telemetry: list[int] = []
     for row in rows:
         by_channel[row.channel].append(row.msg_id)
-    readings, top = _readings(db, by_channel[Channel.TELEMETRY.value], reading_floor)
+        if row.channel == Channel.TELEMETRY.value:
+            telemetry.append(row.id)
+    readings, top = _readings(db, telemetry, reading_floor)
     events = _by_msg_id(db, DeviceEventRow, by_channel[Channel.EVENT.value])
     access = _by_msg_id(db, AccessEventRow, by_channel[Channel.ACCESS.value])
     acks = _by_msg_id(db, CommandAckRow, by_channel[Channel.ACK.value])
@@ -195,30 +200,33 @@ _ReadingRow = tuple[str, str, float, datetime, bool]
 
 
 def _readings(
-    db: Session, msg_ids: Sequence[str], floor: int
-) -> tuple[dict[str, list[_ReadingRow]], int]:
-    found: dict[str, list[_ReadingRow]] = defaultdict(list)
-    if not msg_ids:
+    db: Session, messages: Sequence[int], floor: int
+) -> tuple[dict[int, list[_ReadingRow]], int]:
+    """Readings of the messages with these ``ingest_messages`` ids, by message id."""
+    found: dict[int, list[_ReadingRow]] = defaultdict(list)
+    if not messages:
         return found, 0
     top = 0
     ceiling = int(db.scalar(select(func.max(Reading.id))) or 0)
-    for i in range(0, len(msg_ids), _READINGS_CHUNK):
-        chunk = msg_ids[i : i + _READINGS_CHUNK]
+    for i in range(0, len(messages), _READINGS_CHUNK):
+        chunk = messages[i : i + _READINGS_CHUNK]
         q = (
             select(
                 Reading.id,
-                Reading.msg_id,
-                Reading.device,
-                Reading.metric,
+                Reading.message,
+                Series.device,
+                Series.metric,
                 Reading.value,
                 Reading.ts,
                 Reading.pending,
             )
-            .where(Reading.id > floor, Reading.id <= ceiling, Reading.msg_id.in_(chunk))
+            .join(Series, Series.id == Reading.series)
+            .where(Reading.id > floor, Reading.id <= ceiling, Reading.message.in_(chunk))
             .order_by(Reading.id)
         )
-        for rid, msg_id, device, metric, value, ts, pending in db.execute(q):
-            found[msg_id].append((device, metric, value, ts, pending))
+        for rid, message, device, metric, value, ts, pending in db.execute(q):
+            if message is not None:  # always: the IN matched it
+                found[message].append((device, metric, value, ts, pending))
             top = max(top, rid)
     return found, top
 
@@ -237,7 +245,7 @@ def _by_msg_id(db: Session, model: type[_T], msg_ids: Sequence[str]) -> dict[str
 
 def _message(
     row: Row,
-    readings: dict[str, list[_ReadingRow]],
+    readings: dict[int, list[_ReadingRow]],
     events: dict[str, DeviceEventRow],
     access: dict[str, AccessEventRow],
     acks: dict[str, CommandAckRow],
@@ -253,7 +261,7 @@ def _message(
     message: Envelope
     pending_devices: frozenset[str] = frozenset()
     if row.channel == Channel.TELEMETRY.value:
-        found = readings.get(row.msg_id)
+        found = readings.get(row.id)
         if not found:
             return None
         message = Telemetry(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, delete, extract, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, delete, func, select, type_coerce, update
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
@@ -17,10 +17,16 @@ from cloud.storage.tables import (
     Reading,
     ReadingRollup,
     SequenceGap,
+    Series,
     StoredEnvelope,
 )
 
 ROLLUP_S = 3600
+
+
+def _epoch_s() -> ColumnElement[int]:
+    """``readings.ts`` in whole seconds since the epoch (the column holds microseconds)."""
+    return type_coerce(Reading.ts, BigInteger) // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +101,7 @@ def downsample(
     """
     if bucket_s <= 0:
         raise ValueError("bucket_s must be positive")
-    epoch = cast(extract("epoch", Reading.ts), BigInteger)
-    bucket = (epoch // bucket_s) * bucket_s
+    bucket = (_epoch_s() // bucket_s) * bucket_s
     q = (
         select(
             bucket.label("b"),
@@ -105,7 +110,8 @@ def downsample(
             func.avg(Reading.value),
             func.max(Reading.value),
         )
-        .where(Reading.site == site, Reading.device == device, Reading.metric == metric)
+        .join(Series, Series.id == Reading.series)
+        .where(Series.site == site, Series.device == device, Series.metric == metric)
         .where(Reading.ts >= start, Reading.ts < end)
         .group_by("b")
         .order_by("b")
@@ -157,21 +163,21 @@ def _from_epoch(seconds: int) -> datetime:
 
 def rollup(session: Session, before: datetime) -> int:
     """Summarise readings older than ``before`` into hourly rows (idempotent); returns rows."""
-    epoch = cast(extract("epoch", Reading.ts), BigInteger)
-    hour = (epoch // ROLLUP_S) * ROLLUP_S
+    hour = (_epoch_s() // ROLLUP_S) * ROLLUP_S
     q = (
         select(
-            Reading.site,
-            Reading.device,
-            Reading.metric,
+            Series.site,
+            Series.device,
+            Series.metric,
             hour.label("h"),
             func.count(),
             func.min(Reading.value),
             func.max(Reading.value),
             func.sum(Reading.value),
         )
+        .join(Series, Series.id == Reading.series)
         .where(Reading.ts < before)
-        .group_by(Reading.site, Reading.device, Reading.metric, "h")
+        .group_by(Series.site, Series.device, Series.metric, "h")
     )
     written = 0
     for site, device, metric, h, n, lo, hi, total in session.execute(q).all():

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloud.db import Base
-from cloud.storage.types import UTCDateTime
+from cloud.storage.types import EpochMicros, UTCDateTime
 
 Id = String(64)
 # BigInteger primary keys autoincrement on PostgreSQL; SQLite needs INTEGER for its rowid.
@@ -49,25 +49,52 @@ class StoredEnvelope(Base):
     )
 
 
+class Series(Base):
+    """One time series: a metric of a device at a site, as reported through a gateway.
+
+    Readings reference it by id, so each reading row carries an integer instead of four
+    strings, and the readings index is (series, ts) instead of (site, device, metric, ts). A
+    device re-wired to another gateway starts a new series; readers ask by (site, device,
+    metric) and get every gateway's series (the unique index serves that prefix).
+    """
+
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(Id)
+    device: Mapped[str] = mapped_column(Id)
+    metric: Mapped[str] = mapped_column(String(64))
+    gateway: Mapped[str] = mapped_column(Id)
+
+    __table_args__ = (
+        UniqueConstraint("site", "device", "metric", "gateway", name="uq_series_key"),
+    )
+
+
 class Reading(Base):
-    """The telemetry hot store: one row per reading. Retention deletes old rows."""
+    """The telemetry hot store: one row per reading. Retention deletes old rows.
+
+    Per row only what cannot be shared (measured on SQLite, docs/cloud-storage.md): the
+    series id, the value, the time as integer microseconds (:class:`EpochMicros`), the
+    message's historical flag, the pending flag of the reading's device at ingest, and the
+    ``ingest_messages.id`` of its message (``message``; None where the message row was
+    already forgotten by retention when the database was migrated).
+    """
 
     __tablename__ = "readings"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    site: Mapped[str] = mapped_column(Id)
-    gateway: Mapped[str] = mapped_column(Id)
-    device: Mapped[str] = mapped_column(Id)
-    metric: Mapped[str] = mapped_column(String(64))
+    series: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float] = mapped_column(Float)
-    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    ts: Mapped[datetime] = mapped_column(EpochMicros)
     historical: Mapped[bool] = mapped_column(Boolean)
     pending: Mapped[bool] = mapped_column(Boolean, default=False)
-    msg_id: Mapped[str] = mapped_column(Id)
+    message: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     # One index only: every extra index costs insert throughput (measured on SQLite: none
-    # 340k rows/s, this one 100k, plus one on ts alone 63k). Retention's ``ts <`` delete scans.
-    __table_args__ = (Index("ix_readings_series", "site", "device", "metric", "ts"),)
+    # 340k rows/s, the text-keyed (site, device, metric, ts) one 100k, plus one on ts alone
+    # 63k). Retention's ``ts <`` delete scans.
+    __table_args__ = (Index("ix_readings_series_ts", "series", "ts"),)
 
 
 class ReadingRollup(Base):

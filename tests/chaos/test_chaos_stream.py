@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from cloud.db import create_schema, make_engine
 from cloud.storage import gaps
-from cloud.storage.tables import GatewaySession, Reading, StoredEnvelope
+from cloud.storage.tables import GatewaySession, Reading, Series, StoredEnvelope
 from linli.services import Mosquitto, Postgres
 from protocols.codec import decode, encode, new_id
 from protocols.messages import Envelope, Telemetry
@@ -68,8 +68,9 @@ def stored(engine: Engine, site: str, last: list[int]) -> int:
             q = (
                 select(func.count())
                 .select_from(Reading)
-                .where(Reading.site == site)
-                .where(Reading.device.like("c-%"))
+                .join(Series, Series.id == Reading.series)
+                .where(Series.site == site)
+                .where(Series.device.like("c-%"))
             )
             last[0] = int(s.scalar(q) or 0)
     except OperationalError:
@@ -212,15 +213,16 @@ def check(
         rows = s.execute(
             select(
                 Reading.id,
-                Reading.device,
+                Series.device,
                 Reading.value,
                 Reading.ts,
                 StoredEnvelope.boot_id,
                 StoredEnvelope.seq,
             )
-            .join(StoredEnvelope, StoredEnvelope.msg_id == Reading.msg_id)
-            .where(Reading.site == site)
-            .where(Reading.device.like("c-%"))
+            .join(StoredEnvelope, StoredEnvelope.id == Reading.message)
+            .join(Series, Series.id == Reading.series)
+            .where(Series.site == site)
+            .where(Series.device.like("c-%"))
         ).all()
         sessions = {
             b.boot_id: b

@@ -21,7 +21,7 @@ from cloud.db import create_schema, make_engine
 from cloud.ingest import Ingest
 from cloud.registry import Registry
 from cloud.storage import gaps
-from cloud.storage.tables import DeadLetter, Reading, StoredEnvelope
+from cloud.storage.tables import DeadLetter, Reading, Series, StoredEnvelope
 from linli.services import Mosquitto
 from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, running, until
 from tests.fuzz.malformed import Maker, malformed
@@ -96,7 +96,11 @@ async def test_malformed_flood_is_counted_and_valid_traffic_is_unaffected(
     assert stats.hook_errors == 0 and stats.duplicates == 0
     assert stats.stored == VALID
     with Session(engine) as s:
-        values = s.execute(select(Reading.device, Reading.value).where(Reading.site == site)).all()
+        values = s.execute(
+            select(Series.device, Reading.value)
+            .join(Series, Series.id == Reading.series)
+            .where(Series.site == site)
+        ).all()
         seqs = s.scalars(select(StoredEnvelope.seq).where(StoredEnvelope.site == site)).all()
         open_gaps = gaps(s, site)
     assert len(values) == len(set(values)) == VALID * READINGS

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from cloud.db import create_schema, make_engine
 from cloud.rules.runner import shard_of
 from cloud.storage import gaps
-from cloud.storage.tables import Reading, StoredEnvelope
+from cloud.storage.tables import Reading, Series, StoredEnvelope
 from linli.services import Mosquitto
 from tests.chaos.chaos_support import Child, ingest_process, wait_until
 from tests.cloud.ingest.ingest_support import Gateway, Publisher
@@ -116,7 +116,9 @@ def test_two_ingest_processes_in_a_shared_group_split_the_load(
 
     with Session(engine) as s:
         rows = s.execute(
-            select(Reading.gateway, Reading.device, Reading.value).where(Reading.site == site)
+            select(Series.gateway, Series.device, Reading.value)
+            .join(Series, Series.id == Reading.series)
+            .where(Series.site == site)
         ).all()
         open_gaps = gaps(s, site)
     identities = {(r.gateway, r.device, r.value) for r in rows}
@@ -173,8 +175,9 @@ def test_sites_partitioned_over_processes_keep_each_devices_order(
 
     with Session(engine) as s:
         rows = s.execute(
-            select(Reading.site, Reading.device, Reading.value)
-            .where(Reading.site.in_(sites))
+            select(Series.site, Series.device, Reading.value)
+            .join(Series, Series.id == Reading.series)
+            .where(Series.site.in_(sites))
             .order_by(Reading.id)
         ).all()
     assert len(rows) == len(frames) * readings

@@ -20,7 +20,7 @@ from cloud.api.params import Offset, RowId
 from cloud.api.services import Svc
 from cloud.auth import audit
 from cloud.auth.deps import STAFF, DbSession, Principal, Role, require_roles
-from cloud.storage.tables import Reading
+from cloud.storage.tables import Reading, Series
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -184,10 +184,11 @@ def get_evidence(
     } or ({alert.device} if alert.device else set())
     window = timedelta(seconds=window_s)
     rows = db.execute(
-        select(Reading.device, Reading.metric, Reading.value, Reading.ts)
+        select(Series.device, Series.metric, Reading.value, Reading.ts)
+        .join(Series, Series.id == Reading.series)
         .where(
-            Reading.site == alert.site,
-            Reading.device.in_(sorted(devices)),
+            Series.site == alert.site,
+            Series.device.in_(sorted(devices)),
             Reading.ts >= alert.first_seen - window,
             Reading.ts <= alert.first_seen + window,
         )

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from cloud.auth.deps import DbSession, Principal, require_roles
 from cloud.storage.tables import Reading, ReadingRollup
+from cloud.storage.tables import Series as SeriesRow
 
 router = APIRouter(prefix="/api/telemetry", tags=["telemetry"])
 Reader = Annotated[Principal, Depends(require_roles())]
@@ -108,10 +109,11 @@ def series(
     size = bucket_size((until - since).total_seconds(), points)
     rows = db.execute(
         select(Reading.ts, Reading.value)
+        .join(SeriesRow, SeriesRow.id == Reading.series)
         .where(
-            Reading.site == site,
-            Reading.device == device,
-            Reading.metric == metric,
+            SeriesRow.site == site,
+            SeriesRow.device == device,
+            SeriesRow.metric == metric,
             Reading.ts >= since,
             Reading.ts < until,
         )
@@ -151,16 +153,18 @@ def series(
 @router.get("/latest", summary="Latest value of every metric of a device")
 def latest(who: Reader, db: DbSession, site: str, device: str) -> list[Latest]:
     newest = (
-        select(Reading.metric, func.max(Reading.ts).label("ts"))
-        .where(Reading.site == site, Reading.device == device)
-        .group_by(Reading.metric)
+        select(Reading.series, func.max(Reading.ts).label("ts"))
+        .join(SeriesRow, SeriesRow.id == Reading.series)
+        .where(SeriesRow.site == site, SeriesRow.device == device)
+        .group_by(Reading.series)
         .subquery()
     )
+    # A metric reported through two gateways has two series: the newest reading wins.
     rows = db.execute(
-        select(Reading.metric, Reading.value, Reading.ts)
-        .join(newest, (Reading.metric == newest.c.metric) & (Reading.ts == newest.c.ts))
-        .where(Reading.site == site, Reading.device == device)
-        .order_by(Reading.metric)
+        select(SeriesRow.metric, Reading.value, Reading.ts)
+        .join(newest, (Reading.series == newest.c.series) & (Reading.ts == newest.c.ts))
+        .join(SeriesRow, SeriesRow.id == Reading.series)
+        .order_by(SeriesRow.metric, Reading.ts.desc())
     ).all()
     seen: dict[str, Latest] = {}
     for metric, value, ts in rows:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cloud.ingest import Ingest, StoredMessage
 from cloud.ingest.rawlog import RawLog
 from cloud.registry import Registry
-from cloud.storage.tables import Reading, StoredEnvelope
+from cloud.storage.tables import Reading, Series, StoredEnvelope
 from linli.services import Mosquitto
 from tests.cloud.ingest.ingest_support import Gateway, Publisher, config, count, running, until
 
@@ -57,7 +57,10 @@ def spawn_ingest(
 def distinct_readings(engine: Engine) -> int:
     with Session(engine) as s:
         q = select(func.count()).select_from(
-            select(Reading.msg_id, Reading.device).distinct().subquery()
+            select(Reading.message, Series.device)
+            .join(Series, Series.id == Reading.series)
+            .distinct()
+            .subquery()
         )
         return int(s.scalar(q) or 0)
 

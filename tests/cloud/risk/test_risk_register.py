@@ -14,7 +14,7 @@ from cloud.alerts.states import Severity
 from cloud.auth.deps import Role
 from cloud.registry.sitefile import SiteFile
 from cloud.risk.levels import RULE_PHASES, risk_level, rule_phase
-from cloud.storage.tables import Reading
+from cloud.storage.series import reading_row
 from protocols.rules.loader import default_pack
 from tests.cloud.governance.conftest import GovApp
 
@@ -126,9 +126,8 @@ def test_watch_shows_readings_liveness_and_active_alerts(
     now = gov_app.clock()
     with Session(gov_app.cloud.app.state.engine) as db:
         for value, ago in ((21.0, 30), (23.5, 5)):
-            db.add(Reading(site=site, gateway="gw1", device="heat-1", metric="temperature",
-                           value=value, ts=now - timedelta(seconds=ago), historical=False,
-                           msg_id=f"m{ago}"))  # fmt: skip
+            key = (site, "heat-1", "temperature", "gw1")
+            db.add(reading_row(db, key, value, now - timedelta(seconds=ago)))
         spec = alerts.RaiseSpec(site=site, rule_id="smoke-alarm", subject="smoke-1",
                                 severity=Severity.CRITICAL, title_en="Smoke", title_zh="烟雾",
                                 ts=now)  # fmt: skip

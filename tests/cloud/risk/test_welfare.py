@@ -21,7 +21,8 @@ from cloud.risk.runtime import RiskConfig
 from cloud.risk.tables import Resident, WelfareCheck
 from cloud.risk.welfare import WelfareSubject, due_welfare, last_activity, run_welfare
 from cloud.settings import Settings
-from cloud.storage.tables import DeviceEventRow, Reading
+from cloud.storage.series import reading_row
+from cloud.storage.tables import DeviceEventRow
 from tests.cloud.governance.conftest import make_orgs
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -59,8 +60,7 @@ def test_silence_counts_from_registration_or_the_last_check_not_before() -> None
 
 
 def _reading(db: Session, device: str, value: float, ts: datetime, metric: str = "motion") -> None:
-    db.add(Reading(site=SITE, gateway="gw1", device=device, metric=metric, value=value, ts=ts,
-                   historical=False, msg_id=f"{device}-{metric}-{ts.timestamp()}"))  # fmt: skip
+    db.add(reading_row(db, (SITE, device, metric, "gw1"), value, ts))
 
 
 def _resident(db: Session, unit: str, building: str = "b1", *, alone: bool = True,

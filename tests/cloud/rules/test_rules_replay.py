@@ -225,7 +225,7 @@ async def test_the_feed_puts_each_gateway_in_order_and_waits_for_a_missing_id(
     message = following[0].message
     assert isinstance(message, Telemetry)
     with sessions() as db:
-        q = select(func.min(ReadingRow.id)).where(ReadingRow.msg_id == message.msg_id)
+        q = select(func.min(ReadingRow.id)).where(ReadingRow.message == following[0].row_id)
         assert runner.floor() < int(db.scalar(q) or 0)
 
     # A boot seen for the first time waits for its seq 0 as well: each boot counts from 0, and

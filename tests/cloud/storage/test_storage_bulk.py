@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from cloud.ingest.store import BatchWriter
-from cloud.storage.tables import Reading, StoredEnvelope
+from cloud.storage.tables import Reading, Series, StoredEnvelope
 from protocols.codec import new_id
 from protocols.messages import Reading as WireReading
 from protocols.messages import Telemetry
@@ -39,14 +39,14 @@ def test_rows_round_trip_through_the_bulk_path(
     result = writer.write(gw.deliver(odd, *plain))
     assert result.readings == 3 + 2 * 39
     with Session(engine) as s:
-        rows = s.execute(
-            select(Reading.device, Reading.value, Reading.ts, Reading.historical).where(
-                Reading.msg_id == odd.msg_id
-            )
-        ).all()
         ids = {m: i for m, i in s.execute(select(StoredEnvelope.msg_id, StoredEnvelope.id))}
-        last = select(Reading.value).where(Reading.msg_id == plain[-1].msg_id)
-        stored_plain = s.scalar(last.where(Reading.device == "d2"))
+        of_message = select(Series.device, Reading.value, Reading.ts, Reading.historical).join(
+            Series, Series.id == Reading.series
+        )
+        rows = s.execute(of_message.where(Reading.message == ids[odd.msg_id])).all()
+        last = select(Reading.value).join(Series, Series.id == Reading.series)
+        last = last.where(Reading.message == ids[plain[-1].msg_id])
+        stored_plain = s.scalar(last.where(Series.device == "d2"))
     utc = local.astimezone(UTC)
     assert sorted(rows) == sorted(
         [

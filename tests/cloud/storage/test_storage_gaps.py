@@ -63,6 +63,7 @@ def test_historical_flag_is_stored(engine: Engine, writer: BatchWriter, site: st
     assert [m.message.historical for m in result.stored] == [False, True]  # type: ignore[union-attr]
     with Session(engine) as s:
         flags = {r.seq: r.historical for r in s.scalars(select(StoredEnvelope))}
-        readings = {r.msg_id: r.historical for r in s.scalars(select(Reading))}
+        row_ids = {r.msg_id: r.id for r in s.scalars(select(StoredEnvelope))}
+        readings = {r.message: r.historical for r in s.scalars(select(Reading))}
     assert flags == {0: False, 1: True}
-    assert readings == {live.msg_id: False, replayed.msg_id: True}
+    assert readings == {row_ids[live.msg_id]: False, row_ids[replayed.msg_id]: True}
