@@ -1,4 +1,5 @@
-"""After-action reports as HTML (jinja2) and PDF (reportlab), in Chinese or English.
+"""After-action reports as HTML (jinja2) and PDF (reportlab), in Chinese or English
+(organisations named in that language: :meth:`cloud.risk.report.AfterAction.in_language`).
 
 The PDF needs a font with Chinese glyphs. reportlab embeds TrueType-outline fonts only, so a
 ``.ttf``/``.ttc`` with TrueType outlines found on disk is used (e.g. WenQuanYi, Droid Sans
@@ -14,7 +15,6 @@ import io
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 from xml.sax.saxutils import escape
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,11 +27,10 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
 
-from cloud.risk.report import AfterAction
+from cloud.risk.report import AfterAction, Lang
 
 log = logging.getLogger(__name__)
 
-Lang = Literal["zh", "en"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CJK_FONT_CANDIDATES = (
     Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
@@ -105,7 +104,7 @@ def _environment() -> Environment:
 
 def render_html(report: AfterAction, lang: Lang) -> str:
     template = _environment().get_template("after_action.html")
-    return template.render(r=report, t=LABELS[lang], lang=lang)
+    return template.render(r=report.in_language(lang), t=LABELS[lang], lang=lang)
 
 
 @functools.cache
@@ -131,6 +130,7 @@ def _cell(text: str, style: ParagraphStyle) -> Paragraph:
 
 def render_pdf(report: AfterAction, lang: Lang) -> bytes:
     t = LABELS[lang]
+    report = report.in_language(lang)
     font = pdf_font()
     body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12, wordWrap="CJK")
     small = ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.5)

@@ -14,6 +14,10 @@ incident opened, else the drill's start):
 * time to resolve: to the last resolution, once every alert and incident is resolved.
 
 Each alert also has its own time to acknowledge and to resolve (from its raise).
+
+Organisations are named in the report's language: the report keeps the English form of each
+line that names one (``ref_en``, ``actor_en``, ``detail_en``: the organisation's English name,
+its Chinese one when it has none) and :meth:`AfterAction.in_language` picks it.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from pydantic import BaseModel, ConfigDict
 from cloud.alerts.views import AlertEventOut, AlertOut
 from cloud.commands.service import CommandOut
 from cloud.commands.tables import CommandStatus
-from cloud.governance.models import IncidentDetail
+from cloud.governance.models import IncidentDetail, WhistleOut
 
 ReportKind = Literal["incident", "drill"]
+Lang = Literal["zh", "en"]
 UNANSWERED = frozenset({CommandStatus.SENT, CommandStatus.EXPIRED})
 COMMAND_FAILED = frozenset({CommandStatus.FAILED, CommandStatus.REFUSED})
 
@@ -40,7 +45,8 @@ class _Frozen(BaseModel):
 
 
 class Entry(_Frozen):
-    """One line of the report's timeline."""
+    """One line of the report's timeline (``*_en``: the line in English where it names an
+    organisation; None = the same in both languages)."""
 
     ts: datetime
     source: Literal["drill", "alert", "command", "incident", "whistle"]
@@ -48,6 +54,13 @@ class Entry(_Frozen):
     actor: str
     action: str
     detail: str = ""
+    ref_en: str | None = None
+    actor_en: str | None = None
+    detail_en: str | None = None
+
+    def in_english(self) -> Entry:
+        english = {"ref": self.ref_en, "actor": self.actor_en, "detail": self.detail_en}
+        return self.model_copy(update={k: v for k, v in english.items() if v is not None})
 
 
 class AlertTimes(_Frozen):
@@ -88,6 +101,10 @@ class Failure(_Frozen):
     kind: FailureKind
     ref: str
     detail: str
+    ref_en: str | None = None
+
+    def in_english(self) -> Failure:
+        return self if self.ref_en is None else self.model_copy(update={"ref": self.ref_en})
 
 
 class AfterAction(_Frozen):
@@ -106,6 +123,16 @@ class AfterAction(_Frozen):
     expectations: list[dict[str, Any]]
     timeline: list[Entry]
     failures: list[Failure]
+
+    def in_language(self, lang: Lang) -> AfterAction:
+        """The report as printed in ``lang``: organisations by their Chinese name in Chinese,
+        by their English name (else the Chinese one) in English."""
+        if lang == "zh":
+            return self
+        timeline = [e.in_english() for e in self.timeline]
+        return self.model_copy(
+            update={"timeline": timeline, "failures": [f.in_english() for f in self.failures]}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +211,32 @@ def _detail(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items() if v not in (None, "", [], {}))
 
 
+def _english(zh: str, en: str) -> str | None:
+    """``en`` where it differs from ``zh`` (the field stays None otherwise)."""
+    return None if en == zh else en
+
+
+def _org_en(zh: str, en: str | None) -> str:
+    """An organisation's name in English: its English name, else its Chinese one."""
+    return en or zh
+
+
+def _details(values: Mapping[str, Any]) -> tuple[str, str | None]:
+    """An incident line's detail in Chinese and (if it names an organisation that has an
+    English name) in English: ``org_name`` in the report's language, once."""
+    zh = {k: v for k, v in values.items() if k != "org_name_en"}
+    text = _detail(zh)
+    en_name = values.get("org_name_en")
+    if not en_name or "org_name" not in zh:
+        return text, None
+    return text, _english(text, _detail({**zh, "org_name": en_name}))
+
+
+def _whistle_ref(w: WhistleOut) -> tuple[str, str | None]:
+    ref = f"whistle #{w.id} {w.org_name}"
+    return ref, _english(ref, f"whistle #{w.id} {_org_en(w.org_name, w.org_name_en)}")
+
+
 def _timeline(inp: ReportInput) -> list[Entry]:
     out: list[Entry] = []
     if inp.kind == "drill" and inp.started_at is not None:
@@ -242,6 +295,7 @@ def _timeline(inp: ReportInput) -> list[Entry]:
     for inc in inp.incidents:
         ref = f"incident #{inc.id}"
         for line in inc.timeline:
+            detail, detail_en = _details(line.detail)
             out.append(
                 Entry(
                     ts=line.ts,
@@ -249,18 +303,20 @@ def _timeline(inp: ReportInput) -> list[Entry]:
                     ref=ref,
                     actor=line.actor,
                     action=line.action,
-                    detail=_detail(line.detail),
+                    detail=detail,
+                    detail_en=detail_en,
                 )
             )
         for w in inc.whistles:
-            wref = f"whistle #{w.id} {w.org_name}"
+            wref, wref_en = _whistle_ref(w)
+            org_en = _english(w.org_name, _org_en(w.org_name, w.org_name_en))
             stages = (
-                ("blown", w.blown_at, w.blown_by),
-                ("ack", w.acked_at, w.org_name),
-                ("arrive", w.arrived_at, w.org_name),
-                ("resolve", w.resolved_at, w.org_name),
+                ("blown", w.blown_at, w.blown_by, None),
+                ("ack", w.acked_at, w.org_name, org_en),
+                ("arrive", w.arrived_at, w.org_name, org_en),
+                ("resolve", w.resolved_at, w.org_name, org_en),
             )
-            for action, ts, actor in stages:
+            for action, ts, actor, actor_en in stages:
                 if ts is not None:
                     detail = w.reason if action == "blown" else ""
                     out.append(
@@ -271,6 +327,8 @@ def _timeline(inp: ReportInput) -> list[Entry]:
                             actor=actor,
                             action=action,
                             detail=detail,
+                            ref_en=wref_en,
+                            actor_en=actor_en,
                         )
                     )
     return sorted(out, key=lambda e: e.ts)
@@ -339,7 +397,7 @@ def _failures(inp: ReportInput, now: datetime) -> list[Failure]:
                 )
             )
         for w in inc.whistles:
-            wref = f"whistle #{w.id} {w.org_name}"
+            wref, wref_en = _whistle_ref(w)
             for stage, done, due in (
                 ("ack", w.acked_at, w.ack_due),
                 ("arrive", w.arrived_at, w.arrive_due),
@@ -352,6 +410,7 @@ def _failures(inp: ReportInput, now: datetime) -> list[Failure]:
                             kind="whistle",
                             ref=wref,
                             detail=f"{stage} {state} (due {due.isoformat()})",
+                            ref_en=wref_en,
                         )
                     )
     return out

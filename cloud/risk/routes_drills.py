@@ -13,8 +13,8 @@ from cloud.auth import audit
 from cloud.auth.deps import DbSession
 from cloud.governance.web import Manager, Now, http_errors
 from cloud.risk import drills, gather
-from cloud.risk.render import Lang, render_html, render_pdf
-from cloud.risk.report import AfterAction, build_report
+from cloud.risk.render import render_html, render_pdf
+from cloud.risk.report import AfterAction, Lang, build_report
 from cloud.risk.routes_register import Reader
 from cloud.risk.runtime import Runtime
 from simulators.scenario import load_scenario

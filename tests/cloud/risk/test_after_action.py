@@ -4,7 +4,9 @@ notification failed), the merged timeline; the HTML says it in both languages.""
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cloud.alerts import service as alerts_service
@@ -16,7 +18,7 @@ from cloud.commands.tables import CommandStatus
 from cloud.governance import incidents, whistles
 from cloud.governance.models import IncidentDetail, TimelineEntry, WhistleOut
 from cloud.governance.states import Action, State
-from cloud.risk.render import format_duration, render_html
+from cloud.risk.render import format_duration, render_html, render_pdf
 from cloud.risk.report import ReportInput, build_report
 from tests.cloud.governance.conftest import SITE, GovApp, make_orgs
 
@@ -217,3 +219,52 @@ def test_incident_report_through_the_api(gov_app: GovApp) -> None:
     assert denied.status_code == 403
     assert gov_app.client.get("/api/gov/reports/after-action/incident/999.html",
                               headers=gov_app.headers(Role.MANAGER)).status_code == 404  # fmt: skip
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+    return " ".join(text.split())  # table cells wrap: compare without line breaks
+
+
+def test_organisations_are_named_in_the_reports_language(tmp_path: Path) -> None:
+    """The English report names a department by its English name (the Chinese one when it has
+    none), the Chinese report by its Chinese name — in the timeline, the failures, the HTML
+    and the PDF."""
+    named = whistle(acked=30 + 1000, arrived=None).model_copy(
+        update={"org_name_en": "Fire Rescue Station"}
+    )
+    unnamed = whistle(acked=None, arrived=None).model_copy(
+        update={"id": 4, "org_name": "派出所", "org_name_en": None}
+    )
+    inc = incident(1, 600, None, None, None, [named, unnamed])
+    dispatched = TimelineEntry(ts=at(5), actor="pm1", action="dispatch",
+                               detail={"org_id": 4, "org_name": "消防救援站",
+                                       "org_name_en": "Fire Rescue Station"})  # fmt: skip
+    inc = inc.model_copy(update={"timeline": [*inc.timeline, dispatched]})
+    report = build_report(ReportInput(kind="incident", ident=7, title="t", site="s1",
+                                      incidents=[inc]), at(2000))  # fmt: skip
+    zh, en = report.in_language("zh"), report.in_language("en")
+    assert zh == report  # the report as built is the Chinese one
+    lines = {(e.action, e.ref, e.actor, e.detail) for e in en.timeline if e.ts == at(5)}
+    assert lines == {("dispatch", "incident #7", "pm1", "org_id=4, org_name=Fire Rescue Station")}
+    zh_lines = {e.detail for e in zh.timeline if e.ts == at(5)}
+    assert zh_lines == {"org_id=4, org_name=消防救援站"}
+    acked = [e for e in en.timeline if e.source == "whistle" and e.action == "ack"]
+    assert [(e.ref, e.actor) for e in acked] == [("whistle #3 Fire Rescue Station",
+                                                  "Fire Rescue Station")]  # fmt: skip
+    assert {f.ref for f in en.failures if f.kind == "whistle"} == {
+        "whistle #3 Fire Rescue Station", "whistle #4 派出所"}  # fmt: skip
+    assert {f.ref for f in zh.failures if f.kind == "whistle"} == {
+        "whistle #3 消防救援站", "whistle #4 派出所"}  # fmt: skip
+
+    html_en, html_zh = render_html(report, "en"), render_html(report, "zh")
+    assert "Fire Rescue Station" in html_en and "消防救援站" not in html_en
+    assert "派出所" in html_en  # no English name: the Chinese one
+    assert "消防救援站" in html_zh and "Fire Rescue Station" not in html_zh
+    pdf_en = pdf_text(render_pdf(report, "en"), tmp_path)
+    pdf_zh = pdf_text(render_pdf(report, "zh"), tmp_path)
+    assert "Fire Rescue Station" in pdf_en and "消防救援站" not in pdf_en
+    assert "消防救援站" in pdf_zh and "Fire Rescue Station" not in pdf_zh
