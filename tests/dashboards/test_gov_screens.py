@@ -86,6 +86,16 @@ class Gov:
         assert response.status_code == 200, (path, response.text)
         return response.json()
 
+    def resident_reports(self, **body: object) -> int:
+        """resident1 files a report through the API (as the phone page does); its incident id."""
+        with httpx.Client(base_url=self.url, timeout=30) as resident_api:
+            login = {"username": "resident1", "password": PASSWORD}
+            assert resident_api.post("/api/auth/login", json=login).status_code == 200
+            made = resident_api.post("/api/gov/reports", json={"site": self.site, **body})
+            assert made.status_code == 201, made.text
+        incident: int = made.json()["id"]
+        return incident
+
     def step_deadlines(self) -> None:
         """One pass of G1's deadline loop at the governance clock's time."""
         self.app.state.gov_deadlines.step(self.clock())  # type: ignore[attr-defined]
@@ -396,14 +406,8 @@ def test_report_dispatch_whistle_resolve_confirm_close(
 
 def test_resident_reopens_a_resolved_report_with_a_reason(pages: Pages, gov: Gov) -> None:
     w = Words("zh-CN")
-    with httpx.Client(base_url=gov.url, timeout=30) as resident_api:
-        login = {"username": "resident1", "password": PASSWORD}
-        assert resident_api.post("/api/auth/login", json=login).status_code == 200
-        made = resident_api.post("/api/gov/reports", json={
-            "site": gov.site, "category": "repair_water", "building": "b2",
-            "location": "地下车库", "description": "水管漏水"})  # fmt: skip
-        assert made.status_code == 201, made.text
-    incident = made.json()["id"]
+    incident = gov.resident_reports(category="repair_water", building="b2", location="地下车库",
+                                    description="水管漏水")  # fmt: skip
     gov.post(f"/api/gov/incidents/{incident}/dispatch", org_id=gov.property["id"])
     gov.post(f"/api/gov/incidents/{incident}/resolve", note="已更换阀门")
 
@@ -447,14 +451,8 @@ CUT_STREAM = """
 def test_a_page_catches_up_after_the_stream_reconnects(pages: Pages, gov: Gov) -> None:
     """What changed while the stream was down shows once it is back, not at the (hour-long)
     poll: the page re-reads when the stream says hello again."""
-    with httpx.Client(base_url=gov.url, timeout=30) as resident_api:
-        login = {"username": "resident1", "password": PASSWORD}
-        assert resident_api.post("/api/auth/login", json=login).status_code == 200
-        made = resident_api.post("/api/gov/reports", json={
-            "site": gov.site, "category": "repair_water", "building": "b1",
-            "location": "1-101", "description": "漏水"})  # fmt: skip
-        assert made.status_code == 201, made.text
-    incident = made.json()["id"]
+    incident = gov.resident_reports(category="repair_water", building="b1", location="1-101",
+                                    description="漏水")  # fmt: skip
     page = in_language(pages, "zh-CN", **PHONE)
     page.add_init_script(CUT_STREAM)
     sign_in(page, gov.url, "resident1")
