@@ -206,7 +206,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     app.state.engine = services.engine
     app.state.sessionmaker = services.sessions
-    app.state.gov_live = gov_live.install(services.sessions, services.hub)  # incident changes
+    live = app.state.gov_live = gov_live.install(services.sessions, services.hub)  # incidents
     app.state.metrics_registry = make_registry(services)
     runner = services.runner
     if runner is not None and await asyncio.to_thread(runner.restore_state):
@@ -224,6 +224,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             feeding.append(tg.create_task(supervised("ingest", run_ingest, fails)))
             tasks.append(tg.create_task(_mark_ready(ingest, services.ingest_ready)))
         tasks.append(tg.create_task(supervised("effects", services.effects.run, fails)))
+        # Incident changes committed by other processes (e.g. --role rules) on the stream.
+        follow = supervised("incidents-elsewhere", lambda: live.follow(services.sessions), fails)
+        tasks.append(tg.create_task(follow))
         if runner is not None:
             # Role all: this process's ingest is the one writer of its sites (sequential).
             feed = StoredFeed(

@@ -13,19 +13,33 @@ to the hub::
 viewer; the assignee and the members of the organisations it was dispatched or whistled to; a
 resident only for their own report. A rolled-back transaction publishes nothing, nor does
 what a rolled-back savepoint did. Screens re-read what they show when such an event arrives.
+
+Changes committed elsewhere — another cloud process on the same database (the ``--role rules``
+process grouping alerts into incidents and blowing whistles), or another app in this process —
+arrive through :mod:`cloud.signals` (channel ``linli_incident``): :meth:`LiveIncidents.follow`
+re-reads the timeline lines they wrote and publishes the same events, built here. On
+PostgreSQL the signal names the timeline lines (NOTIFY); on SQLite it says only that some were
+written (within ~0.5 s), and the lines after the last one seen are read. A change is published
+once per app: what its own sessions committed goes out directly and is skipped when its signal
+comes back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import threading
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from cloud import signals
 from cloud.governance.access import SEE_ALL
-from cloud.governance.tables import Incident, OrgMember, Whistle
+from cloud.governance.tables import Incident, IncidentEvent, OrgMember, Whistle
 from cloud.notify.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -33,6 +47,12 @@ log = logging.getLogger(__name__)
 KIND = "incident"
 _TOUCHED = "linli.gov.touched"
 _READY = "linli.gov.events"
+_LINES = "linli.gov.lines"
+CHANNEL = "linli_incident"
+LINES_PER_SIGNAL = 500
+"""Timeline line ids per PostgreSQL notification (its payload must stay under 8000 bytes)."""
+OWN_KEPT = 10_000
+"""Own timeline line ids remembered (to skip when their signal comes back)."""
 _SEE_ALL = sorted(role.value for role in SEE_ALL)
 
 
@@ -77,22 +97,49 @@ def incident_event(db: Session, incident_id: int, actions: list[str]) -> dict[st
 
 
 class LiveIncidents:
-    """Publishes the incidents a committed transaction touched (see the module docstring)."""
+    """Publishes the incidents a committed transaction touched, and those changed elsewhere
+    (see the module docstring)."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.published = 0
+        self.heard = 0
+        """Events published for changes committed elsewhere."""
         self.failures = 0
+        self._own: set[int] = set()
+        """Timeline lines this app's sessions are committing or committed (under ``_lock``)."""
+        self._lock = threading.Lock()
+        self._mark = 0
+        """The last timeline line seen by :meth:`follow` (SQLite: where the next read starts)."""
 
     def install(self, sessions: sessionmaker[Session]) -> None:
+        event.listen(sessions, "pending_to_persistent", self._written)
         event.listen(sessions, "before_commit", self._before_commit)
         event.listen(sessions, "after_commit", self._after_commit)
         event.listen(sessions, "after_soft_rollback", self._after_rollback)
+
+    # -- this app's own changes ----------------------------------------------------------------
+    @staticmethod
+    def _written(db: Session, instance: object) -> None:
+        if isinstance(instance, IncidentEvent):
+            db.info.setdefault(_LINES, []).append((instance, instance.id))
 
     def _before_commit(self, db: Session) -> None:
         if db.get_nested_transaction() is not None:
             return  # a savepoint is released: wait for the transaction itself
         changed = _changed(db.info.pop(_TOUCHED, []))
+        # Lines of a rolled-back savepoint are no longer persistent: they never happened.
+        lines = sorted(i for line, i in db.info.get(_LINES, ()) if inspect(line).persistent)
+        if lines:
+            with self._lock:
+                self._own.update(lines)  # before the signal can come back
+            try:
+                for start in range(0, len(lines), LINES_PER_SIGNAL):
+                    chunk = lines[start : start + LINES_PER_SIGNAL]
+                    signals.announce(db, CHANNEL, json.dumps(chunk))
+            except SQLAlchemyError as exc:  # the change itself must still commit
+                self.failures += 1
+                log.error("incident lines %s: no signal for other processes: %s", lines, exc)
         if not changed:
             return
         try:
@@ -112,6 +159,8 @@ class LiveIncidents:
                 for t in db.info.get(_TOUCHED, [])
             ]
             return
+        db.info.pop(_LINES, None)
+        self._forget_old()
         for item in db.info.pop(_READY, []):
             self.hub.publish(item)
             self.published += 1
@@ -120,13 +169,91 @@ class LiveIncidents:
         if previous.parent is None:  # the whole transaction: its changes never happened
             db.info.pop(_TOUCHED, None)
             db.info.pop(_READY, None)
+            lines: list[tuple[IncidentEvent, int]] = db.info.pop(_LINES, [])
+            with self._lock:  # their ids may be another writer's next
+                self._own.difference_update(i for _, i in lines)
         elif previous.nested:  # a savepoint: what happened inside it did not
             kept = [t for t in db.info.get(_TOUCHED, []) if t[0] is not previous]
             db.info[_TOUCHED] = kept
 
+    def _forget_old(self) -> None:
+        with self._lock:
+            if len(self._own) > OWN_KEPT:
+                self._own.difference_update(sorted(self._own)[: OWN_KEPT // 2])
+
+    # -- changes committed elsewhere -----------------------------------------------------------
+    async def follow(self, sessions: sessionmaker[Session]) -> None:
+        """Publish incident changes committed by other processes (and other apps of this
+        one) on the same database, until cancelled."""
+        engine = sessions.kw["bind"]
+        self._mark = await asyncio.to_thread(_last_line, sessions)
+        heard: asyncio.Queue[str | None] = asyncio.Queue()
+        listener = asyncio.create_task(
+            signals.listen(engine, [CHANNEL], lambda _, p: heard.put_nowait(p), ignore_own=False),
+            name="incident-signals",
+        )
+        try:
+            while True:
+                batch = [await heard.get()]
+                while not heard.empty():
+                    batch.append(heard.get_nowait())
+                try:
+                    await asyncio.to_thread(self._catch_up, sessions, batch)
+                except SQLAlchemyError as exc:  # the next signal (or the screens' poll) catches up
+                    self.failures += 1
+                    log.warning("incident changes from elsewhere not published: %s", exc)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    def _catch_up(self, sessions: sessionmaker[Session], heard: list[str | None]) -> None:
+        """Publish the incidents of the timeline lines named in ``heard`` (PostgreSQL) or, for
+        a ``None``, of every line after the mark — leaving out this app's own lines."""
+        named = {i for p in heard if p is not None for i in _line_ids(p)}
+        with self._lock:
+            own = set(self._own)
+        wanted = named - own
+        if not wanted and None not in heard:
+            self._mark = max(self._mark, *named) if named else self._mark
+            return  # only this app's own changes came back
+        with sessions() as db:
+            query = select(IncidentEvent.id, IncidentEvent.incident_id, IncidentEvent.action)
+            rows: list[tuple[int, int, str]] = []
+            if wanted:
+                rows += db.execute(query.where(IncidentEvent.id.in_(sorted(wanted)))).all()
+            if None in heard:  # something changed, not known what: the lines after the mark
+                rows += db.execute(query.where(IncidentEvent.id > self._mark)).all()
+            changed: dict[int, list[str]] = {}
+            for line, incident_id, action in sorted(set(rows)):
+                if line not in own:
+                    changed.setdefault(incident_id, []).append(action)
+            events = [incident_event(db, i, a) for i, a in sorted(changed.items())]
+        self._mark = max([self._mark, *named, *(line for line, _, _ in rows)])
+        for item in events:
+            if item is not None:
+                self.hub.publish(item)
+                self.heard += 1
+
+
+def _line_ids(payload: str) -> Iterable[int]:
+    try:
+        ids = json.loads(payload)
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        log.warning("incident signal with a bad payload ignored: %.200r", payload)
+        return ()
+    return ids
+
+
+def _last_line(sessions: sessionmaker[Session]) -> int:
+    with sessions() as db:
+        return int(db.scalar(select(func.max(IncidentEvent.id))) or 0)
+
 
 def install(sessions: sessionmaker[Session], hub: Hub) -> LiveIncidents:
-    """Publish committed incident changes of ``sessions`` on ``hub`` (at app start)."""
+    """Publish committed incident changes of ``sessions`` on ``hub`` (at app start); run
+    :meth:`LiveIncidents.follow` beside the app for those committed elsewhere."""
     live = LiveIncidents(hub)
     live.install(sessions)
     return live
