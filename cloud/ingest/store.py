@@ -357,7 +357,7 @@ def _reading_rows(
     flagged = item.flagged
     gw_pending = gateway in flagged
     append = rows.append
-    series_id = series.get
+    known = series.route(site, gateway)
     last_ts: object = None
     at = 0
     for r in msg.readings:
@@ -368,10 +368,11 @@ def _reading_rows(
             at, last_ts = to_micros(ts), ts
         device = r.device
         pending = gw_pending or (device in flagged if flagged else False)
-        key = (site, device, r.metric, gateway)
-        sid = series_id(key)
+        metrics = known.get(device)
+        sid = None if metrics is None else metrics.get(r.metric)
         if sid is None:
             unresolved.append(len(rows))
+            key = (site, device, r.metric, gateway)
             append((key, float(r.value), at, hist, pending, message))
         else:
             append((sid, float(r.value), at, hist, pending, message))

