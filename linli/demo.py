@@ -1,7 +1,9 @@
 """``linli demo``: a broker, the cloud on SQLite and a simulated community on this machine.
 
 Starts mosquitto when it is installed, otherwise an embedded amqtt broker (MQTT 3.1.1); the cloud
-(ingest, rules, alerts, API and dashboards) on a fresh SQLite database; and the demo site's
+(ingest, rules, alerts, API and dashboards) on a fresh SQLite database, with split ingest as
+``linli cloud run`` has it by default (a receiver child process acknowledges what it appended to
+a durable raw log beside the database; docs/cloud-ingest.md); and the demo site's
 simulated gateways through the real edge agent code. A demo-only admin with a generated password
 is printed. After ``--smoke-after`` seconds one smoke detector goes off, and the demo reports
 when its alert is on the board. Ctrl-C stops everything.
@@ -72,8 +74,9 @@ async def start_broker(state: Path, prefer: str = "auto") -> AsyncIterator[Broke
 def prepare_database(state: Path, db_url: str) -> str:
     """Fresh schema, the demo site imported, and a demo-only admin. Returns its password."""
     state.mkdir(parents=True, exist_ok=True)
-    for leftover in state.glob("linli.db*"):
-        leftover.unlink()  # the demo starts from a clean slate every time
+    for pattern in ("linli.db*", "ingest-rawlog-*"):
+        for leftover in state.glob(pattern):
+            leftover.unlink()  # the demo starts from a clean slate every time
     from sqlalchemy.orm import Session
 
     from cloud.auth.service import create_admin
@@ -137,6 +140,8 @@ async def run(args: argparse.Namespace) -> int:
             mqtt_client_id="linli-demo-cloud",
             # amqtt speaks MQTT 3.1.1 only; mosquitto gets the MQTT 5 default.
             mqtt_protocol="3.1.1" if broker.kind == "amqtt" else "5",
+            # What `linli cloud run` runs (its receiver speaks either protocol version).
+            ingest_mode="split",
         )
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")

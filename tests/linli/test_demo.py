@@ -1,5 +1,6 @@
 """`make demo` runs `linli demo`: the smoke alert must be on the board within 30 s, and Ctrl-C
-must stop everything it started (cloud, simulated gateways, broker)."""
+must stop everything it started (cloud, its split-ingest receiver process, simulated gateways,
+broker)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,29 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 
 def _running(pattern: str) -> bool:
     out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return bool(out.stdout.strip())
+
+
+def _receivers(pid: int) -> list[psutil.Process]:
+    """The demo's split-ingest receiver processes (children of the demo, not anyone else's)."""
+    return [
+        child
+        for child in psutil.Process(pid).children(recursive=True)
+        if "cloud.ingest.receive" in " ".join(child.cmdline())
+    ]
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 @pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
@@ -33,6 +51,7 @@ def test_demo_shows_smoke_alert_and_stops_on_ctrl_c(tmp_path: Path, broker: str)
     )
     assert proc.stdout is not None
     lines: list[str] = []
+    receivers: list[psutil.Process] = []
     seen = None
     deadline = time.monotonic() + 120
     try:
@@ -53,6 +72,10 @@ def test_demo_shows_smoke_alert_and_stops_on_ctrl_c(tmp_path: Path, broker: str)
         assert '"rule_id": "smoke-alarm"' in text
         assert f"({broker} broker on 127.0.0.1:" in text
         assert _running(str(state / "mosquitto")) == (broker == "mosquitto")
+        # Split ingest, as `linli cloud run` has it: the messages came through the receiver.
+        receivers = _receivers(proc.pid)
+        assert len(receivers) == 1, [r.cmdline() for r in receivers]
+        assert (state / "ingest-rawlog-linli-demo-cloud.sqlite").exists()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:
@@ -66,3 +89,4 @@ def test_demo_shows_smoke_alert_and_stops_on_ctrl_c(tmp_path: Path, broker: str)
     # Nothing the demo started may outlive it.
     time.sleep(0.5)
     assert not _running(str(state / "mosquitto"))
+    assert receivers and all(_gone(r) for r in receivers)
