@@ -1,0 +1,86 @@
+"""End to end on real ``linli cloud run`` processes: a ``--role rules`` process raises a smoke
+alarm and groups it into an incident; the screens connected to the *other* process's
+``/api/stream`` (here the ``--role ingest`` process's) get the ``incident`` event at once, not
+at their slow poll (PostgreSQL, mosquitto, split ingest)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from websockets.sync.client import connect
+
+from cloud.auth import service as accounts
+from cloud.auth.deps import Role
+from cloud.db import create_schema, make_engine
+from linli.services import Mosquitto
+from tests.chaos.chaos_support import wait_until
+from tests.cloud.scaleout.test_rules_feed_scaleout import (
+    ALARM,
+    STEPS,
+    cloud_process,
+    environment,
+    import_site,
+    publish,
+    ready,
+    smoke_frames,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    eng = make_engine(pg_url)
+    create_schema(eng)
+    yield eng
+    eng.dispose()
+
+
+def manager_token(engine: Engine) -> str:
+    with Session(engine) as db:
+        user = accounts.create_user(db, "manager1", "correct horse battery", Role.MANAGER)
+        token, _ = accounts.issue_token(db, user, 3600)
+        db.commit()
+    return token
+
+
+def test_an_incident_opened_by_the_rules_process_reaches_another_process_stream(
+    pg_engine: Engine, pg_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path
+) -> None:
+    import_site(pg_engine, site)
+    token = manager_token(pg_engine)
+    common = environment(pg_url, mosquitto.port, site, tmp_path)
+    rules, rules_port = cloud_process(
+        tmp_path, "rules", {**common, "LINLI_MQTT_CLIENT_ID": f"rules-{site}"}, "--role", "rules"
+    )
+    ingest, api_port = cloud_process(
+        tmp_path, "ingest", {**common, "LINLI_MQTT_CLIENT_ID": f"ingest-{site}"}, "--role", "ingest"
+    )
+    children = [rules, ingest]
+    try:
+        for child in children:
+            child.start()
+        ready(rules, rules_port)
+        ready(ingest, api_port)
+        url = f"ws://127.0.0.1:{api_port}/api/stream?topics=incident&token={token}"
+        with connect(url, open_timeout=30) as ws:
+            assert json.loads(ws.recv(timeout=30))["type"] == "hello"
+            time.sleep(1.0)  # the broker applies the SUBSCRIBEs
+            publish(mosquitto.port, smoke_frames(site, [i in ALARM for i in range(STEPS)]))
+            try:
+                event: dict[str, Any] = json.loads(ws.recv(timeout=120))
+            except TimeoutError:
+                wait_until(lambda: False, 0, "no incident event on the stream", *children)
+        assert event["type"] == "incident" and event["site"] == site, event
+        assert "opened" in event["actions"], event
+        assert not {"roles", "users", "reporter"} & set(event)  # the audience stays inside
+    finally:
+        for child in children:
+            child.stop()
