@@ -26,6 +26,7 @@ import contextlib
 import logging
 import random
 import select
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -42,8 +43,10 @@ from cloud.ingest.receiver import connect_options, delivery_of, make_client, sub
 log = logging.getLogger(__name__)
 
 RECV_CHUNK = 256 * 1024  # bytes per recv() at most
+CLOSE_WAIT_S = 2.0  # close(): how long to wait for the broker to hang up after DISCONNECT
 RECONNECT_FIRST_S = 0.25  # first delay after a failed connection (doubles, jittered, capped)
 PINGREQ = b"\xc0\x00"  # MQTT PINGREQ: fixed header, no body (3.1.1 and 5)
+DISCONNECT = b"\xe0\x00"  # MQTT DISCONNECT, normal (3.1.1; 5: reason 0, no properties)
 
 
 class _BufferedSocket:
@@ -100,6 +103,19 @@ class _BufferedSocket:
             del self._out[:n]
         return True
 
+    def shutdown_write(self) -> None:
+        """End our side of the stream (after a flush): the broker reads to the end, then closes."""
+        self._sock.shutdown(socket.SHUT_WR)
+
+    def discard(self) -> bool:
+        """Read and drop what arrived (closing: nothing more is processed); False at the end
+        of the stream."""
+        self._in, self._pos = b"", 0
+        try:
+            return bool(self._sock.recv(RECV_CHUNK))
+        except BlockingIOError:
+            return True
+
     def fileno(self) -> int:
         return int(self._sock.fileno())
 
@@ -107,6 +123,8 @@ class _BufferedSocket:
         self._sock.setblocking(flag)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.flush()  # best effort (paho closes after its DISCONNECT, keepalive, errors)
         self._in, self._pos = b"", 0
         self._out.clear()
         self._sock.close()
@@ -202,11 +220,28 @@ class PassReceiver:
         """Disconnect without acknowledging anything not yet acknowledged (the broker keeps it;
         the session stays)."""
         self._stopping = True
-        if self.connected:
-            self._client.disconnect()
-            with contextlib.suppress(OSError):
-                self.flush()
-            self._close_socket()
+        sock = self._socket()
+        if sock is None:
+            return
+        # paho's disconnect() closes the socket as soon as it has handed DISCONNECT to it,
+        # which here is before it is sent, and a close with unread deliveries resets the
+        # connection (the broker may drop our last PUBACKs unread). So: DISCONNECT written
+        # here, our side shut, then wait until the broker hangs up (it has read everything, the
+        # last PUBACKs included) or CLOSE_WAIT_S passed.
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        with contextlib.suppress(OSError):
+            if self._client.want_write():
+                self._client.loop_write()
+            sock.send(DISCONNECT)
+            while not sock.flush() and time.monotonic() < deadline:
+                select.select([], [sock], [], 0.05)
+            sock.shutdown_write()
+            while time.monotonic() < deadline:
+                readable, _, _ = select.select([sock], [], [], 0.05)
+                if readable and not sock.discard():
+                    break  # the broker closed its side
+        self._pass = []
+        self._close_socket()
 
     # -- passes -------------------------------------------------------------------------------
 

@@ -30,6 +30,12 @@ from cloud.ingest.buffer import Delivery
 
 Synchronous = Literal["NORMAL", "FULL"]
 
+RECEIVER_AUTOCHECKPOINT = 10_000
+"""WAL pages (4 KiB) after which a receiver's commit checkpoints by itself: a safety net. By
+default SQLite checkpoints every 1,000 pages inside the commit that crosses them — copying and
+syncing 4 MB on the receiver's acknowledgement path (measured: 60 % of its commit wall time).
+Ingest's reader checkpoints instead (:meth:`RawLog.checkpoint`), in the other process."""
+
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS raw (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -114,7 +120,9 @@ class RawLog:
     """One connection to the raw log file; use one per thread (sqlite3 connections are not
     shared between threads here)."""
 
-    def __init__(self, path: Path, synchronous: Synchronous = "NORMAL") -> None:
+    def __init__(
+        self, path: Path, synchronous: Synchronous = "NORMAL", autocheckpoint: int | None = None
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -127,6 +135,8 @@ class RawLog:
         # choose it with a PostgreSQL main database whose own commits are synchronous.
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA busy_timeout=30000")
+        if autocheckpoint is not None:  # WAL pages after which this connection's commit
+            self._db.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")  # checkpoints
         with self._tx():
             for stmt in _SCHEMA:
                 self._db.execute(stmt)
@@ -244,6 +254,13 @@ class RawLog:
                 (chunk,),
             )
             return cur.rowcount
+
+    def checkpoint(self) -> int:
+        """A PASSIVE WAL checkpoint (copies what no reader needs into the file, never waits
+        for the writer). Ingest's reader runs it, so the receiver's commits do not have to
+        (``RECEIVER_AUTOCHECKPOINT``). Returns the WAL frames checkpointed."""
+        row = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return max(0, int(row[2]))
 
     def status(self) -> ReceiverStatus:
         r = self._db.execute(

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from cloud.ingest.buffer import Delivery
 from cloud.ingest.config import IngestConfig
 from cloud.ingest.passes import PassReceiver
-from cloud.ingest.rawlog import RawLog, ReceiverStatus, poke
+from cloud.ingest.rawlog import RECEIVER_AUTOCHECKPOINT, RawLog, ReceiverStatus, poke
 from cloud.runtime import tune_gc
 
 log = logging.getLogger("cloud.ingest.receive")  # not __main__ when run with -m
@@ -71,7 +71,7 @@ class ReceiverProcess:
 
     def run(self, stop: threading.Event) -> None:
         c = self.config
-        rawlog = RawLog(c.rawlog_file(), c.rawlog_synchronous)
+        rawlog = RawLog(c.rawlog_file(), c.rawlog_synchronous, RECEIVER_AUTOCHECKPOINT)
         rawlog.reset_status(os.getpid())
         receiver = self.receiver
         over = False

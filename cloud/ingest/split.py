@@ -41,6 +41,7 @@ child_log = logging.getLogger("cloud.ingest.receive.process")
 READ_CHUNK = 1000  # rows per read, at most
 URGENT_SCAN = 20  # urgent rows looked at per loop
 STATUS_EVERY_S = 0.05
+CHECKPOINT_EVERY_S = 0.25  # the raw log's WAL checkpoints (off the receiver's commits)
 IDLE_WAIT_S = 0.1  # with nothing to read: wait this long for the receiver's wake-up at most
 RESTART_FIRST_S = 0.2
 RESTART_MAX_S = 10.0
@@ -228,13 +229,16 @@ class LogSource:
     def _read_loop(self) -> None:
         db = RawLog(self.path, self.config.rawlog_synchronous)
         persisted = truncated_below = db.mark()
-        next_status = 0.0
+        next_status = next_checkpoint = 0.0
         try:
             while not self._stopping.is_set():
                 mark = self._mark()
                 if mark > persisted:
                     db.advance(mark)
                     persisted = mark
+                if time.monotonic() >= next_checkpoint:
+                    db.checkpoint()
+                    next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
                 chunk = self.config.rawlog_truncate_rows
                 # One bounded chunk per loop; a full chunk means there may be more (rows left
                 # by an earlier run): go on next time round.
