@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.ingest_cpu [--messages 3000] [--readings 20]
                                          [--db both|sqlite|postgres] [--baseline REV|none]
+                                         [--repeat N]
 
 Builds ``--messages`` telemetry payloads of ``--readings`` readings each (10 gateways, one
 device per reading, the shape bench/ingest.py publishes) and feeds them to the real
@@ -16,9 +17,11 @@ on the raw driver and is not in it) and in Python's cyclic garbage collector (al
 Each measurement runs in a fresh process. ``--baseline REV`` runs the very same measurement on
 the tree of git revision REV (extracted with ``git archive`` into a temporary directory) in the
 same run, so "before" and "after" see the same machine load; the default REV is the commit
-before the decode/store CPU work (issue #5, session 3). ``current_gc_frozen`` repeats the
-current tree with ``gc.freeze()`` after the warm-up (see :func:`measure`). Prints one JSON
-object.
+before readings were keyed by a series id (issue #5, session 4; ``ced1e35`` is the one before
+session 3's decode/store work). ``current_gc_frozen`` repeats the current tree with
+``gc.freeze()`` after the warm-up (see :func:`measure`). ``--repeat N`` runs baseline, current
+and frozen N times in turn and reports each figure's median (the runs' totals beside it): on a
+shared machine one run proves little. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +54,7 @@ from protocols.topics import Channel, topic
 
 BATCH = 128
 WARMUP = 200  # messages stored before timing: schema caches, registry admits, first boots
-BASELINE_REV = "ced1e35"
+BASELINE_REV = "ef5df9c"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -187,12 +191,30 @@ def baseline_tree(rev: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per database, the median of each numeric figure over ``runs`` (others from the first)."""
+    if any("error" in run for run in runs):
+        return next(run for run in runs if "error" in run)
+    out: dict[str, Any] = {}
+    for db, first in runs[0].items():
+        out[db] = {
+            key: (
+                round(statistics.median(run[db][key] for run in runs), 1)
+                if isinstance(value, int | float)
+                else value
+            )
+            for key, value in first.items()
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.ingest_cpu", description=__doc__)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--readings", type=int, default=20)
     parser.add_argument("--db", choices=("both", "sqlite", "postgres"), default="both")
     parser.add_argument("--baseline", default=BASELINE_REV, help="git revision, or 'none'")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each tree (medians)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sqlite", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pg-url", help=argparse.SUPPRESS)
@@ -219,11 +241,25 @@ def main(argv: list[str] | None = None) -> int:
             runs += 1
             return pg.create_database(f"cpu_{runs}") if pg else None
 
+        trees: dict[str, tuple[Path, bool]] = {}
         if args.baseline != "none":
-            tree = stack.enter_context(baseline_tree(args.baseline))
-            out["baseline"] = {"rev": args.baseline, **run_tree(tree, args, pg_url())}
-        out["current"] = run_tree(REPO, args, pg_url())
-        out["current_gc_frozen"] = run_tree(REPO, args, pg_url(), freeze=True)
+            trees["baseline"] = (stack.enter_context(baseline_tree(args.baseline)), False)
+        trees["current"] = (REPO, False)
+        trees["current_gc_frozen"] = (REPO, True)
+        runs_of: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+        for _ in range(max(1, args.repeat)):
+            for name, (tree, freeze) in trees.items():
+                runs_of[name].append(run_tree(tree, args, pg_url(), freeze))
+        for name, results in runs_of.items():
+            out[name] = median_of(results)
+            if name == "baseline":
+                out[name] = {"rev": args.baseline, **out[name]}
+            if len(results) > 1:
+                out[name]["total_cpu_us_per_msg_of_each_run"] = {
+                    db: [run.get(db, {}).get("total_cpu_us_per_msg") for run in results]
+                    for db in ("sqlite", "postgresql")
+                    if db in results[0]
+                }
     out["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
