@@ -109,14 +109,12 @@ def announce(session: Session, channel: str, payload: str = "") -> None:
     (a rolled-back transaction or savepoint signals nothing to other processes)."""
     check_channel(channel)
     engine = session.get_bind().engine
+    value: int | None = None
     if engine.dialect.name == "postgresql":
         session.execute(select(func.pg_notify(channel, _wire(payload))))
     else:
         value = _bump(session.connection(), channel)
-        session.info.setdefault(_INFO_KEY, []).append((channel, payload, value))
-        _after_commit_once(session)
-        return
-    session.info.setdefault(_INFO_KEY, []).append((channel, payload, None))
+    session.info.setdefault(_INFO_KEY, []).append((channel, payload, value))
     _after_commit_once(session)
 
 
