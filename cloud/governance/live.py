@@ -159,8 +159,8 @@ class LiveIncidents:
                 for t in db.info.get(_TOUCHED, [])
             ]
             return
-        db.info.pop(_LINES, None)
-        self._forget_old()
+        if db.info.pop(_LINES, None):
+            self._forget_old()
         for item in db.info.pop(_READY, []):
             self.hub.publish(item)
             self.published += 1
