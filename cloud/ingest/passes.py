@@ -31,8 +31,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import paho.mqtt._packet as _packet
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -135,6 +137,37 @@ class _Client(paho.Client):
 
     def _create_socket(self) -> Any:
         return _BufferedSocket(super()._create_socket())
+
+
+class _SharedTableProperties(Properties):
+    """paho's MQTT 5 ``Properties`` with its lookup tables built once instead of per packet.
+
+    paho decodes every MQTT 5 PUBLISH's properties into a new ``Properties``, whose constructor
+    builds two 27-entry dicts (names, property types) and whose ``clear`` walks them: ≈ 22 µs of
+    the ≈ 80 µs the receiver spent per message here. The tables are never changed after
+    construction, so instances can share one set; everything else is paho's own code.
+    """
+
+    _TABLES = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    _OWN = frozenset(("packetType", "types", "names", "properties"))
+
+    def __init__(self, packetType: int) -> None:
+        object.__setattr__(self, "packetType", packetType)
+        object.__setattr__(self, "types", self._TABLES.types)
+        object.__setattr__(self, "names", self._TABLES.names)
+        object.__setattr__(self, "properties", self._TABLES.properties)
+
+    def clear(self) -> None:
+        for name in [n for n in vars(self) if n not in self._OWN]:
+            object.__delattr__(self, name)
+
+
+def share_property_tables() -> None:
+    """Make paho decode incoming packets' MQTT 5 properties with shared tables (process-wide:
+    the receiver process calls it once at start; in-process ingest does not)."""
+    namespace = vars(_packet)  # the module whose decode_publish builds them
+    if namespace.get("Properties") is Properties:
+        namespace["Properties"] = _SharedTableProperties
 
 
 class PassReceiver:

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from cloud.ingest.buffer import Delivery
 from cloud.ingest.config import IngestConfig
-from cloud.ingest.passes import PassReceiver
+from cloud.ingest.passes import PassReceiver, share_property_tables
 from cloud.ingest.rawlog import RECEIVER_AUTOCHECKPOINT, RawLog, ReceiverStatus, poke
 from cloud.runtime import tune_gc
 
@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     threading.Thread(target=_watch_parent, args=(stop,), name="parent-watch", daemon=True).start()
+    share_property_tables()
     process = ReceiverProcess(config, args.wake_fd)
     tune_gc()
     log.info("receiver %s logging to %s", config.client_id, config.rawlog_file())

@@ -8,6 +8,7 @@ runs) with a raw log of its own for reconnecting and the budget. The process as 
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,9 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt._packet as _packet
+import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from cloud.ingest.buffer import Delivery
 from cloud.ingest.config import IngestConfig
-from cloud.ingest.passes import PassReceiver
+from cloud.ingest.passes import PassReceiver, share_property_tables
 from cloud.ingest.rawlog import RawLog
 from cloud.ingest.receive import ReceiverProcess
 from linli.services import Mosquitto
@@ -214,3 +221,41 @@ def test_over_budget_the_receiver_stops_reading_keeps_the_connection_and_resumes
         log.close()
         assert process.paused >= 2 and process.receiver.connects == 1
     assert _logged(config)[-1] == frames[-1][1]
+
+
+def _publish_body(topic: bytes, mid: int, properties: Properties, payload: bytes) -> bytes:
+    """A QoS1 MQTT 5 PUBLISH packet after its fixed header."""
+    packed: bytes = properties.pack()  # type: ignore[no-untyped-call]
+    return struct.pack("!H", len(topic)) + topic + struct.pack("!H", mid) + packed + payload
+
+
+def test_shared_property_tables_decode_publish_properties_as_paho_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(vars(_packet), "Properties", Properties)  # restored after the test
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.MessageExpiryInterval = 60
+    props.ContentType = "application/json"
+    props.UserProperty = [("a", "1"), ("b", "2")]
+    props.SubscriptionIdentifier = 7
+    with_props = _publish_body(b"t/1", 5, props, b"payload")
+    bare = _publish_body(b"t/2", 6, Properties(PacketTypes.PUBLISH), b"x")  # type: ignore[no-untyped-call]
+    header = 0x32  # PUBLISH, QoS1
+    paho_own = _packet.decode_publish(header, with_props, MQTTProtocolVersion.MQTTv5)
+    share_property_tables()
+    assert vars(_packet)["Properties"] is not Properties
+    shared = _packet.decode_publish(header, with_props, MQTTProtocolVersion.MQTTv5)
+    empty = _packet.decode_publish(header, bare, MQTTProtocolVersion.MQTTv5)
+    assert type(shared.properties) is not Properties
+    expected = {
+        "MessageExpiryInterval": 60,
+        "ContentType": "application/json",
+        "UserProperty": [("a", "1"), ("b", "2")],
+        "SubscriptionIdentifier": [7],
+    }
+    assert paho_own.properties is not None and shared.properties is not None
+    json = Properties.json
+    assert json(paho_own.properties) == json(shared.properties) == expected  # type: ignore[no-untyped-call]
+    assert empty.properties is not None  # and has none of the other's values:
+    assert json(empty.properties) == {}  # type: ignore[no-untyped-call]
+    assert (shared.topic, shared.mid, shared.payload) == (b"t/1", 5, b"payload")
