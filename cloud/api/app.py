@@ -46,6 +46,7 @@ from cloud.governance.router import router as governance_router
 from cloud.governance.web import CLOCK_STATE, utcnow
 from cloud.ingest.config import IngestConfig, rawlog_path
 from cloud.ingest.service import Ingest
+from cloud.notify import follow as live_share
 from cloud.notify.dispatcher import Notifier
 from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
@@ -207,8 +208,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = services.engine
     app.state.sessionmaker = services.sessions
     live = app.state.gov_live = gov_live.install(services.sessions, services.hub)  # incidents
-    app.state.metrics_registry = make_registry(services)
     runner = services.runner
+    owns = runner.owns if runner is not None else None
+    share = app.state.live_share = live_share.install(services.sessions, services.hub, owns)
+    if runner is not None:
+        runner.access_published = share.access_published  # alerts and access events
+    app.state.metrics_registry = make_registry(services)
     if runner is not None and await asyncio.to_thread(runner.restore_state):
         log.info("rules state restored for shard %s", runner.shard_name)
     fails = services.task_failures
@@ -227,6 +232,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Incident changes committed by other processes (e.g. --role rules) on the stream.
         follow = supervised("incidents-elsewhere", lambda: live.follow(services.sessions), fails)
         tasks.append(tg.create_task(follow))
+        # Alerts and access events published by other processes, likewise.
+        shared = supervised("live-elsewhere", lambda: share.follow(services.sessions), fails)
+        tasks.append(tg.create_task(shared))
         if runner is not None:
             # Role all: this process's ingest is the one writer of its sites (sequential).
             feed = StoredFeed(

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.commands import service as commands
 from cloud.ingest.models import StoredMessage
+from cloud.notify.follow import AccessHook, access_event
 from cloud.notify.hub import Hub
 from cloud.rules.effects import Effects, RuleAction
 from cloud.rules.stored import Mark, take_mark
@@ -97,6 +98,8 @@ class RulesRunner:
             self.ruleset, timezones=timezones, default_timezone=default_timezone
         )
         self.on_gateway_online = on_gateway_online
+        self.access_published: AccessHook | None = None
+        """Told the msg_ids of the access events published on the hub (for other processes)."""
         self._lock = asyncio.Lock()
         self._queue: asyncio.Queue[Sequence[StoredMessage]] = asyncio.Queue(QUEUE_BATCHES)
         self.counts: Counter[str] = Counter()
@@ -156,6 +159,7 @@ class RulesRunner:
         async with self._lock:
             actions: list[RuleAction] = []
             acks: list[tuple[str, str, CommandAck]] = []
+            published: list[str] = []
             top = self.watermark
             for stored in batch:
                 if stored.duplicate:
@@ -179,13 +183,16 @@ class RulesRunner:
                     acks.append((stored.site, stored.gateway, message))
                     continue
                 if isinstance(message, AccessEvent):
-                    self.hub.publish(_access_event(stored.site, stored.gateway, message))
+                    self.hub.publish(access_event(stored.site, stored.gateway, message))
+                    published.append(message.msg_id)
                 if stored.pending:
                     self.counts["pending"] += 1
                     continue
                 actions.extend(self._evaluate(stored, replay))
             self.watermark = max(top, upto)
             self.last_batch_at = datetime.now(UTC)
+            if published and self.access_published is not None:
+                await self.access_published(published)
             if acks:
                 try:
                     await asyncio.to_thread(self._apply_acks, acks)
@@ -352,8 +359,3 @@ class RulesRunner:
 
 def _fingerprint(ruleset: RuleSet) -> str:
     return hashlib.sha256(ruleset.fingerprint().encode()).hexdigest()
-
-
-def _access_event(site: str, gateway: str, message: AccessEvent) -> dict[str, Any]:
-    body = message.model_dump(mode="json", exclude_none=True)
-    return {"type": "access", "site": site, "gateway": gateway, "event": body}

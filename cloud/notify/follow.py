@@ -1,0 +1,304 @@
+"""Alerts and access events published by *other* cloud processes, on this process's live stream.
+
+In a scaled deployment (docs/scale-out.md) the rules run in a ``--role rules`` process while
+the screens are connected to another one: without this module an alert raised there (or an
+access event it evaluated) reaches only that process's WebSocket clients. :func:`install`
+makes both travel through :mod:`cloud.signals`, as :mod:`cloud.governance.live` does for
+incidents — the committed rows are re-read by id, no event is shipped through a signal:
+
+* **alerts** (channel ``linli_alert``): every alert change worth a live event writes a line of
+  the alert's audit trail (``alert_events``). A transaction of this app's sessions that wrote
+  such lines announces their ids; :meth:`LiveShare.follow` in the other processes re-reads the
+  lines and publishes ``live_event(alert as it is now, change)`` — the event the writer
+  published. Lines of other kinds (``notified``, ``severity``) are not events. An alert that
+  only *repeated* (count and last seen bumped) writes no line: other processes do not hear of
+  it (their screens see the count at their next poll).
+* **access events** (channel ``linli_access``): the rules runner publishes the access events of
+  its sites; :meth:`LiveShare.access_published` then announces their ``msg_id``\\ s, and other
+  processes rebuild the same event from ``access_events`` and ``ingest_messages``. A process
+  whose runner owns a site never publishes that site's access events a second time.
+
+On PostgreSQL the signal names the rows; on SQLite it says only that some were written (within
+~0.5 s), and the rows after the last one seen are read. After (re)connecting, at most
+:data:`CATCH_UP` rows per table are published — the screens are not replayed history. Events
+this app published itself are skipped when their signal comes back (remembered ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import event, func, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from cloud import signals
+from cloud.alerts.states import Transition
+from cloud.alerts.tables import Alert, AlertEvent
+from cloud.alerts.views import AlertOut, live_event
+from cloud.notify.hub import Hub
+from cloud.storage.tables import AccessEventRow, StoredEnvelope
+from protocols.messages import AccessEvent
+
+log = logging.getLogger(__name__)
+
+ALERTS = "linli_alert"
+ACCESS = "linli_access"
+CHANGES: dict[str, str] = {
+    "raised": "created",
+    "reopened": "reopened",
+    "reraised": "reraised",
+    "cleared": "cleared",
+    "escalated": "escalated",
+    **{t.value: t.value for t in Transition},
+}
+"""Audit-trail line kind → the ``change`` of the live event published with it."""
+IDS_PER_SIGNAL = {ALERTS: 500, ACCESS: 80}
+"""Row ids (alert lines) or msg_ids (access) per PostgreSQL notification (< 8000 bytes)."""
+CATCH_UP = 200
+"""Rows per table published at most for one "changed, not known what" (SQLite, reconnects)."""
+OWN_KEPT = 10_000
+_LINES = "linli.live.lines"
+_ALERT_LINES = frozenset(CHANGES)
+_T = TypeVar("_T")
+_I = TypeVar("_I", int, str)
+
+
+class LiveShare:
+    """Shares this app's alert and access events with the other processes and publishes
+    theirs (see the module docstring)."""
+
+    def __init__(self, hub: Hub, owns: Callable[[str], bool] | None = None) -> None:
+        self.hub = hub
+        self.owns = owns
+        """The sites whose access events this process's own rules runner publishes."""
+        self.heard = 0
+        """Events published for changes made elsewhere."""
+        self.failures = 0
+        self.dropped = 0
+        """Rows left out by a bounded catch-up."""
+        self._lock = threading.Lock()
+        self._own_lines: set[int] = set()
+        self._own_access: set[str] = set()
+        self._marks = {ALERTS: 0, ACCESS: 0}
+        self._sessions: sessionmaker[Session] | None = None
+
+    def install(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        event.listen(sessions, "pending_to_persistent", self._written)
+        event.listen(sessions, "before_commit", self._before_commit)
+        event.listen(sessions, "after_soft_rollback", self._after_rollback)
+
+    # -- this app's own changes ----------------------------------------------------------------
+    @staticmethod
+    def _written(db: Session, instance: object) -> None:
+        if isinstance(instance, AlertEvent) and instance.kind in _ALERT_LINES:
+            db.info.setdefault(_LINES, []).append(instance)
+
+    def _before_commit(self, db: Session) -> None:
+        if db.get_nested_transaction() is not None:
+            return  # a savepoint is released: wait for the transaction itself
+        # Lines of a rolled-back savepoint are no longer persistent: they never happened.
+        lines = sorted(line.id for line in db.info.pop(_LINES, ()) if inspect(line).persistent)
+        if not lines:
+            return
+        with self._lock:
+            self._own_lines.update(lines)  # before the signal can come back
+            _trim(self._own_lines)
+        try:
+            for chunk in _chunks(lines, IDS_PER_SIGNAL[ALERTS]):
+                signals.announce(db, ALERTS, json.dumps(chunk))
+        except SQLAlchemyError as exc:  # the change itself must still commit
+            self.failures += 1
+            log.error("alert lines %s: no signal for other processes: %s", lines, exc)
+
+    def _after_rollback(self, db: Session, previous: SessionTransaction) -> None:
+        if previous.parent is None:  # the whole transaction: its lines never happened
+            db.info.pop(_LINES, None)
+
+    async def access_published(self, msg_ids: Sequence[str]) -> None:
+        """The rules runner published these access events on this hub: tell the others."""
+        if not msg_ids or self._sessions is None:
+            return
+        with self._lock:
+            self._own_access.update(msg_ids)
+            _trim(self._own_access)
+        engine = self._sessions.kw["bind"]
+        payloads = [json.dumps(c) for c in _chunks(list(msg_ids), IDS_PER_SIGNAL[ACCESS])]
+        try:
+            await asyncio.to_thread(signals.notify_now, engine, ACCESS, payloads)
+        except SQLAlchemyError as exc:  # they still went to this process's screens
+            self.failures += 1
+            log.warning("access events %s: no signal for other processes: %s", msg_ids, exc)
+
+    # -- changes made elsewhere ----------------------------------------------------------------
+    async def follow(self, sessions: sessionmaker[Session]) -> None:
+        """Publish alert changes and access events of other processes, until cancelled."""
+        engine = sessions.kw["bind"]
+        self._marks = await asyncio.to_thread(_last_rows, sessions)
+        heard: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+        listener = asyncio.create_task(
+            signals.listen(engine, [ALERTS, ACCESS], lambda c, p: heard.put_nowait((c, p))),
+            name="live-signals",
+        )
+        try:
+            while True:
+                batch = [await heard.get()]
+                while not heard.empty():
+                    batch.append(heard.get_nowait())
+                try:
+                    await asyncio.to_thread(self._catch_up, sessions, batch)
+                except SQLAlchemyError as exc:  # the next signal (or the screens' poll) catches up
+                    self.failures += 1
+                    log.warning("live events from elsewhere not published: %s", exc)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    def _catch_up(
+        self, sessions: sessionmaker[Session], heard: list[tuple[str, str | None]]
+    ) -> None:
+        events: list[dict[str, Any]] = []
+        with sessions() as db:
+            for channel, read in ((ALERTS, self._alert_events), (ACCESS, self._access_events)):
+                payloads = [p for c, p in heard if c == channel]
+                if payloads:
+                    events += read(db, payloads)
+        for item in events:
+            self.hub.publish(item)
+            self.heard += 1
+
+    def _alert_events(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
+        named = {i for p in payloads if p is not None for i in _ids(p, int)}
+        with self._lock:
+            own = set(self._own_lines)
+        query = (
+            select(AlertEvent.id, AlertEvent.alert_id, AlertEvent.kind)
+            .where(AlertEvent.kind.in_(_ALERT_LINES))
+            .order_by(AlertEvent.id)
+        )
+        rows: list[tuple[int, int, str]] = []
+        if named - own:
+            rows += db.execute(query.where(AlertEvent.id.in_(sorted(named - own)))).all()
+        if None in payloads:
+            rows += self._after_mark(db, ALERTS, query.where(AlertEvent.id > self._marks[ALERTS]))
+        self._marks[ALERTS] = max([self._marks[ALERTS], *named, *(r[0] for r in rows)])
+        events = []
+        for line, alert_id, kind in sorted(set(rows)):
+            alert = db.get(Alert, alert_id) if line not in own else None
+            if alert is not None:
+                events.append(live_event(AlertOut.of(alert), CHANGES[kind]))
+        return events
+
+    def _access_events(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
+        named = {i for p in payloads if p is not None for i in _ids(p, str)}
+        with self._lock:
+            own = set(self._own_access)
+        query = select(AccessEventRow, StoredEnvelope.boot_id, StoredEnvelope.seq).join(
+            StoredEnvelope, StoredEnvelope.msg_id == AccessEventRow.msg_id
+        )
+        rows: list[tuple[AccessEventRow, str, int]] = []
+        if named - own:
+            wanted = query.where(AccessEventRow.msg_id.in_(sorted(named - own)))
+            rows += db.execute(wanted).all()
+        if None in payloads:
+            after = query.where(AccessEventRow.id > self._marks[ACCESS])
+            rows += self._after_mark(db, ACCESS, after.order_by(AccessEventRow.id))
+        self._marks[ACCESS] = max([self._marks[ACCESS], *(r[0].id for r in rows)])
+        events = []
+        for row, boot_id, seq in sorted({r[0].id: r for r in rows}.values(), key=_first_id):
+            if row.msg_id in own or (self.owns is not None and self.owns(row.site)):
+                continue  # this process's runner publishes it (or did)
+            built = access_event_of(row, boot_id, seq)
+            if built is not None:
+                events.append(built)
+        return events
+
+    def _after_mark(self, db: Session, channel: str, query: Any) -> list[Any]:
+        """The rows after the mark, the newest :data:`CATCH_UP` of them at most."""
+        rows = list(db.execute(query.limit(CATCH_UP + 1)).all())
+        if len(rows) > CATCH_UP:
+            table = AlertEvent if channel == ALERTS else AccessEventRow
+            top = int(db.scalar(select(func.max(table.id))) or 0)
+            self.dropped += 1
+            log.warning(
+                "%s: more than %d rows since the last seen: not replayed", channel, CATCH_UP
+            )
+            self._marks[channel] = top
+            return []
+        return rows
+
+
+def access_event_of(row: AccessEventRow, boot_id: str, seq: int) -> dict[str, Any] | None:
+    """The live event of a stored access event (as the rules runner publishes it)."""
+    fields = {
+        name: getattr(row, name)
+        for name in AccessEvent.model_fields
+        if name not in ("v", "boot_id", "seq") and hasattr(row, name)
+    }
+    try:
+        message = AccessEvent.model_validate({**fields, "boot_id": boot_id, "seq": seq})
+    except ValidationError as exc:
+        log.warning("access event %s not rebuilt: %s", row.msg_id, exc)
+        return None
+    return access_event(row.site, row.gateway, message)
+
+
+def access_event(site: str, gateway: str, message: AccessEvent) -> dict[str, Any]:
+    """The live-stream form of an access event."""
+    body = message.model_dump(mode="json", exclude_none=True)
+    return {"type": "access", "site": site, "gateway": gateway, "event": body}
+
+
+def _first_id(row: tuple[AccessEventRow, str, int]) -> int:
+    return row[0].id
+
+
+def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _trim(own: set[int] | set[str]) -> None:
+    if len(own) > OWN_KEPT:
+        for item in sorted(own)[: OWN_KEPT // 2]:
+            own.discard(item)
+
+
+def _ids(payload: str, kind: type[_I]) -> list[_I]:
+    try:
+        ids = json.loads(payload)
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(type(i) is kind for i in ids):
+        log.warning("live signal with a bad payload ignored: %.200r", payload)
+        return []
+    return ids
+
+
+def _last_rows(sessions: sessionmaker[Session]) -> dict[str, int]:
+    with sessions() as db:
+        return {
+            ALERTS: int(db.scalar(select(func.max(AlertEvent.id))) or 0),
+            ACCESS: int(db.scalar(select(func.max(AccessEventRow.id))) or 0),
+        }
+
+
+def install(
+    sessions: sessionmaker[Session], hub: Hub, owns: Callable[[str], bool] | None = None
+) -> LiveShare:
+    """Share the alert changes ``sessions`` commit with the other processes (at app start);
+    run :meth:`LiveShare.follow` beside the app to publish theirs on ``hub``."""
+    share = LiveShare(hub, owns)
+    share.install(sessions)
+    return share
+
+
+AccessHook = Callable[[Sequence[str]], Awaitable[None]]
+"""What the rules runner calls with the msg_ids of the access events it published."""
