@@ -36,12 +36,14 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import InstanceState, Session, SessionTransaction, sessionmaker
 
 from cloud import signals
 from cloud.alerts.states import Transition
-from cloud.alerts.tables import Alert, AlertEvent
+from cloud.alerts.tables import Alert, AlertEvent, Notification
 from cloud.alerts.views import AlertOut, live_event
+from cloud.notify.channels import Notice
+from cloud.notify.dispatcher import PERSONAL
 from cloud.notify.hub import Hub
 from cloud.storage.tables import AccessEventRow, StoredEnvelope
 from protocols.messages import AccessEvent
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 
 ALERTS = "linli_alert"
 ACCESS = "linli_access"
+NOTES = "linli_notice"
+CHANNELS = (ALERTS, ACCESS, NOTES)
 CHANGES: dict[str, str] = {
     "raised": "created",
     "reopened": "reopened",
@@ -59,8 +63,9 @@ CHANGES: dict[str, str] = {
     **{t.value: t.value for t in Transition},
 }
 """Audit-trail line kind → the ``change`` of the live event published with it."""
-IDS_PER_SIGNAL = {ALERTS: 500, ACCESS: 80}
-"""Row ids (alert lines) or msg_ids (access) per PostgreSQL notification (< 8000 bytes)."""
+IDS_PER_SIGNAL = {ALERTS: 500, NOTES: 500, ACCESS: 80}
+"""Ids per PostgreSQL notification (its payload stays under 8000 bytes): alert lines,
+notifications (row ids), access events (msg_ids)."""
 CATCH_UP = 200
 """Rows per table published at most for one "changed, not known what" (SQLite, reconnects)."""
 OWN_KEPT = 10_000
@@ -84,9 +89,9 @@ class LiveShare:
         self.dropped = 0
         """Rows left out by a bounded catch-up."""
         self._lock = threading.Lock()
-        self._own_lines: set[int] = set()
-        self._own_access: set[str] = set()
-        self._marks = {ALERTS: 0, ACCESS: 0}
+        self._own: dict[str, set[int] | set[str]] = {ALERTS: set(), NOTES: set(), ACCESS: set()}
+        """What this app published itself: alert lines, notifications, access msg_ids."""
+        self._marks = {ALERTS: 0, ACCESS: 0, NOTES: 0}
         self._sessions: sessionmaker[Session] | None = None
 
     def install(self, sessions: sessionmaker[Session]) -> None:
@@ -99,24 +104,33 @@ class LiveShare:
     @staticmethod
     def _written(db: Session, instance: object) -> None:
         if isinstance(instance, AlertEvent) and instance.kind in _ALERT_LINES:
-            db.info.setdefault(_LINES, []).append(instance)
+            db.info.setdefault(_LINES, []).append((ALERTS, instance))
+        elif isinstance(instance, Notification):
+            db.info.setdefault(_LINES, []).append((NOTES, instance))
 
     def _before_commit(self, db: Session) -> None:
         if db.get_nested_transaction() is not None:
             return  # a savepoint is released: wait for the transaction itself
-        # Lines of a rolled-back savepoint are no longer persistent: they never happened.
-        lines = sorted(line.id for line in db.info.pop(_LINES, ()) if inspect(line).persistent)
-        if not lines:
-            return
+        if any(isinstance(row, AlertEvent | Notification) for row in db.new):
+            db.flush()  # their ids (the commit would flush them only after this hook)
+        # Rows of a rolled-back savepoint are no longer persistent: they never happened.
+        written: list[tuple[str, AlertEvent | Notification]] = db.info.pop(_LINES, [])
+        for channel in (ALERTS, NOTES):
+            ids = sorted(r.id for c, r in written if c == channel and _kept(r))
+            if ids:
+                self._announce(db, channel, ids)
+
+    def _announce(self, db: Session, channel: str, ids: list[int]) -> None:
         with self._lock:
-            self._own_lines.update(lines)  # before the signal can come back
-            _trim(self._own_lines)
+            own: set[int] = self._own[channel]  # type: ignore[assignment]
+            own.update(ids)  # before the signal can come back
+            _trim(own)
         try:
-            for chunk in _chunks(lines, IDS_PER_SIGNAL[ALERTS]):
-                signals.announce(db, ALERTS, json.dumps(chunk))
+            for chunk in _chunks(ids, IDS_PER_SIGNAL[channel]):
+                signals.announce(db, channel, json.dumps(chunk))
         except SQLAlchemyError as exc:  # the change itself must still commit
             self.failures += 1
-            log.error("alert lines %s: no signal for other processes: %s", lines, exc)
+            log.error("%s rows %s: no signal for other processes: %s", channel, ids, exc)
 
     def _after_rollback(self, db: Session, previous: SessionTransaction) -> None:
         if previous.parent is None:  # the whole transaction: its lines never happened
@@ -127,8 +141,9 @@ class LiveShare:
         if not msg_ids or self._sessions is None:
             return
         with self._lock:
-            self._own_access.update(msg_ids)
-            _trim(self._own_access)
+            own: set[str] = self._own[ACCESS]  # type: ignore[assignment]
+            own.update(msg_ids)
+            _trim(own)
         engine = self._sessions.kw["bind"]
         payloads = [json.dumps(c) for c in _chunks(list(msg_ids), IDS_PER_SIGNAL[ACCESS])]
         try:
@@ -144,7 +159,7 @@ class LiveShare:
         self._marks = await asyncio.to_thread(_last_rows, sessions)
         heard: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
         listener = asyncio.create_task(
-            signals.listen(engine, [ALERTS, ACCESS], lambda c, p: heard.put_nowait((c, p))),
+            signals.listen(engine, CHANNELS, lambda c, p: heard.put_nowait((c, p))),
             name="live-signals",
         )
         try:
@@ -166,7 +181,12 @@ class LiveShare:
     ) -> None:
         events: list[dict[str, Any]] = []
         with sessions() as db:
-            for channel, read in ((ALERTS, self._alert_events), (ACCESS, self._access_events)):
+            readers = {
+                ALERTS: self._alert_events,
+                ACCESS: self._access_events,
+                NOTES: self._notifications,
+            }
+            for channel, read in readers.items():
                 payloads = [p for c, p in heard if c == channel]
                 if payloads:
                     events += read(db, payloads)
@@ -177,7 +197,7 @@ class LiveShare:
     def _alert_events(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
         named = {i for p in payloads if p is not None for i in _ids(p, int)}
         with self._lock:
-            own = set(self._own_lines)
+            own = set(self._own[ALERTS])
         query = (
             select(AlertEvent.id, AlertEvent.alert_id, AlertEvent.kind)
             .where(AlertEvent.kind.in_(_ALERT_LINES))
@@ -199,7 +219,7 @@ class LiveShare:
     def _access_events(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
         named = {i for p in payloads if p is not None for i in _ids(p, str)}
         with self._lock:
-            own = set(self._own_access)
+            own = set(self._own[ACCESS])
         query = select(AccessEventRow, StoredEnvelope.boot_id, StoredEnvelope.seq).join(
             StoredEnvelope, StoredEnvelope.msg_id == AccessEventRow.msg_id
         )
@@ -220,12 +240,30 @@ class LiveShare:
                 events.append(built)
         return events
 
+    def _notifications(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
+        named = {i for p in payloads if p is not None for i in _ids(p, int)}
+        with self._lock:
+            own = set(self._own[NOTES])
+        query = select(Notification).order_by(Notification.id)
+        rows: list[Notification] = []
+        if named - own:
+            rows += db.scalars(query.where(Notification.id.in_(sorted(named - own))))
+        if None in payloads:
+            after = query.where(Notification.id > self._marks[NOTES])
+            rows += [r for (r,) in self._after_mark(db, NOTES, after)]
+        self._marks[NOTES] = max([self._marks[NOTES], *named, *(r.id for r in rows)])
+        told: dict[tuple[Any, ...], list[Notification]] = {}
+        for row in sorted({r.id: r for r in rows if r.id not in own}.values(), key=_row_id):
+            key = (row.ts, row.alert_id, row.reason, row.title_en, row.role == PERSONAL)
+            told.setdefault(key, []).append(row)  # one notice, one row per recipient
+        return [notification_event(db, same) for same in told.values()]
+
     def _after_mark(self, db: Session, channel: str, query: Any) -> list[Any]:
         """The rows after the mark, the newest :data:`CATCH_UP` of them at most."""
         rows = list(db.execute(query.limit(CATCH_UP + 1)).all())
         if len(rows) > CATCH_UP:
-            table = AlertEvent if channel == ALERTS else AccessEventRow
-            top = int(db.scalar(select(func.max(table.id))) or 0)
+            ids = {ALERTS: AlertEvent.id, ACCESS: AccessEventRow.id, NOTES: Notification.id}
+            top = int(db.scalar(select(func.max(ids[channel]))) or 0)
             self.dropped += 1
             log.warning(
                 "%s: more than %d rows since the last seen: not replayed", channel, CATCH_UP
@@ -254,6 +292,42 @@ def access_event(site: str, gateway: str, message: AccessEvent) -> dict[str, Any
     """The live-stream form of an access event."""
     body = message.model_dump(mode="json", exclude_none=True)
     return {"type": "access", "site": site, "gateway": gateway, "event": body}
+
+
+def notification_event(db: Session, rows: list[Notification]) -> dict[str, Any]:
+    """The live event of one notice stored for several recipients, as the stored rows (and
+    the alert they are about, as it is now) say it: the screens reload their list on it."""
+    row = rows[0]
+    alert = db.get(Alert, row.alert_id) if row.alert_id is not None else None
+    notice = Notice(
+        kind=row.reason,
+        alert_id=row.alert_id,
+        site=alert.site if alert else "",
+        rule_id=alert.rule_id if alert else "",
+        subject=alert.subject if alert else "",
+        severity=row.severity,
+        status=alert.status if alert else "",
+        title_en=row.title_en,
+        title_zh=row.title_zh,
+        tier=alert.escalation_tier if alert else 0,
+        zone=alert.zone if alert else None,
+        building=alert.building if alert else None,
+        ts=row.ts.isoformat(),
+        drill=bool(alert and alert.drill),
+    )
+    audience: dict[str, Any] = {"roles": [r.role for r in rows]}
+    if row.role == PERSONAL:
+        audience = {"roles": [], "users": [r.username for r in rows]}
+    return {"type": "notification", **audience, "notice": notice.model_dump(mode="json")}
+
+
+def _kept(row: AlertEvent | Notification) -> bool:
+    state: InstanceState[Any] = inspect(row)
+    return state.persistent
+
+
+def _row_id(row: Notification) -> int:
+    return row.id
 
 
 def _first_id(row: tuple[AccessEventRow, str, int]) -> int:
@@ -287,6 +361,7 @@ def _last_rows(sessions: sessionmaker[Session]) -> dict[str, int]:
         return {
             ALERTS: int(db.scalar(select(func.max(AlertEvent.id))) or 0),
             ACCESS: int(db.scalar(select(func.max(AccessEventRow.id))) or 0),
+            NOTES: int(db.scalar(select(func.max(Notification.id))) or 0),
         }
 
 

@@ -31,6 +31,9 @@ from cloud.db import make_engine
 from cloud.ingest.buffer import Delivery
 from cloud.ingest.store import BatchWriter
 from cloud.notify import follow
+from cloud.notify.channels import notice_of
+from cloud.notify.dispatcher import Notifier
+from cloud.settings import InAppChannel
 from cloud.notify.hub import Hub
 from cloud.registry.service import Registry
 from protocols.codec import encode, new_id
@@ -52,6 +55,19 @@ if step == "raise":
         service.raise_alert(db, service.RaiseSpec(site=site, rule_id="gas", subject="never",
                             severity=Severity.MAJOR, title_en="x", title_zh="x", ts=now), now)
         db.rollback()
+elif step == "notify":  # the notifier's in-app channel (by role) and a personal notice
+    async def notify() -> None:
+        notifier = Notifier({"bell": InAppChannel(roles=("manager", "guard"))}, sessions, Hub())
+        workers = asyncio.create_task(notifier.run())
+        with sessions() as db:
+            alert = service.get_alert(db, int(sys.argv[4]))
+        notifier.submit(["bell"], notice_of(alert, "raised"))
+        await notifier.join()
+        notifier.tell(["resident1"], notice_of(alert, "reminder"))
+        await notifier.join()
+        workers.cancel()
+        assert notifier.sent == {"bell": 1, "users": 1}, notifier.sent
+    asyncio.run(notify())
 elif step == "ack":
     with sessions() as db:
         service.transition(db, int(sys.argv[4]), Transition.ACKNOWLEDGE, "guard1", now)
@@ -83,12 +99,14 @@ def until_end(ws: WebSocketTestSession) -> list[dict[str, Any]]:
 
 
 def summary(events: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
-    return [
-        (e["type"], e.get("change"), e["alert"]["status"])
-        if e["type"] == "alert"
-        else (e["type"], e["event"]["door"], e["event"]["person_name"])
-        for e in events
-    ]
+    def one(e: dict[str, Any]) -> tuple[str, Any, Any]:
+        if e["type"] == "alert":
+            return (e["type"], e["change"], e["alert"]["status"])
+        if e["type"] == "notification":
+            return (e["type"], e["notice"]["kind"], e["notice"]["alert_id"])
+        return (e["type"], e["event"]["door"], e["event"]["person_name"])
+
+    return [one(e) for e in events]
 
 
 def wait_heard(share: LiveShare, count: int, within: float = 20.0) -> None:
@@ -109,7 +127,7 @@ def test_alerts_and_access_events_from_another_process_reach_the_stream(
         ws = {
             role: stack.enter_context(
                 cloud.client.websocket_connect(
-                    "/api/stream?topics=alert,access", headers=cloud.auth(role)
+                    "/api/stream?topics=alert,access,notification", headers=cloud.auth(role)
                 )
             )
             for role in roles
@@ -134,8 +152,17 @@ def test_alerts_and_access_events_from_another_process_reach_the_stream(
         assert summary(got[Role.GUARD]) == [("alert", "acknowledge", "acknowledged")]
         assert got[Role.GUARD][0]["alert"]["acknowledged_by"] == "guard1"
 
+        rules_process(engine, "notify", SITE, str(alert["id"]))
+        got = heard(4)  # one event per notice, however many recipients it was stored for
+        bell = ("notification", "raised", alert["id"])
+        assert summary(got[Role.MANAGER]) == summary(got[Role.GUARD]) == [bell]
+        assert summary(got[Role.RESIDENT]) == [("notification", "reminder", alert["id"])]
+        assert got[Role.MANAGER][0]["roles"] == ["manager", "guard"]
+        notice = got[Role.GUARD][0]["notice"]
+        assert (notice["site"], notice["subject"], notice["title_zh"]) == (SITE, "b1-smoke", "烟雾")
+
         rules_process(engine, "access", SITE)
-        got = heard(3)
+        got = heard(5)
         gate = [("access", "door-g", "Li Lei")]
         assert summary(got[Role.MANAGER]) == summary(got[Role.GUARD]) == gate
         assert got[Role.RESIDENT] == []  # access events go to staff only
@@ -152,4 +179,4 @@ def test_alerts_and_access_events_from_another_process_reach_the_stream(
         cloud.services.hub.publish(END)
         got = {role: until_end(sock) for role, sock in ws.items()}
         assert summary(got[Role.MANAGER]) == [("alert", "resolve", "resolved")]
-        assert share.heard == 3
+        assert share.heard == 5

@@ -1,10 +1,11 @@
 """End to end on real ``linli cloud run`` processes: a ``--role rules`` process raises a smoke
 alarm and groups it into an incident; the screens connected to the *other* process's
-``/api/stream`` (here the ``--role ingest`` process's) get the ``incident`` event at once, not
-at their slow poll (PostgreSQL, mosquitto, split ingest)."""
+``/api/stream`` (here the ``--role ingest`` process's) get the ``alert`` and ``incident`` events
+at once, not at their slow poll (PostgreSQL, mosquitto, split ingest)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -51,7 +52,7 @@ def manager_token(engine: Engine) -> str:
     return token
 
 
-def test_an_incident_opened_by_the_rules_process_reaches_another_process_stream(
+def test_the_rules_process_alert_and_incident_reach_another_process_stream(
     pg_engine: Engine, pg_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path
 ) -> None:
     import_site(pg_engine, site)
@@ -69,18 +70,37 @@ def test_an_incident_opened_by_the_rules_process_reaches_another_process_stream(
             child.start()
         ready(rules, rules_port)
         ready(ingest, api_port)
-        url = f"ws://127.0.0.1:{api_port}/api/stream?topics=incident&token={token}"
+        url = f"ws://127.0.0.1:{api_port}/api/stream?topics=incident,alert&token={token}"
+        events: list[dict[str, Any]] = []
+
+        def seen(kind: str) -> list[dict[str, Any]]:
+            if kind == "alert":  # the smoke alarm raised (the pack's rule)
+                smoke = ("smoke-alarm", "created")
+                alerts = [e for e in events if e["type"] == "alert"]
+                return [e for e in alerts if (e["alert"]["rule_id"], e["change"]) == smoke]
+            return [e for e in events if e["type"] == kind]
+
         with connect(url, open_timeout=30) as ws:
             assert json.loads(ws.recv(timeout=30))["type"] == "hello"
             time.sleep(1.0)  # the broker applies the SUBSCRIBEs
             publish(mosquitto.port, smoke_frames(site, [i in ALARM for i in range(STEPS)]))
-            try:
-                event: dict[str, Any] = json.loads(ws.recv(timeout=120))
-            except TimeoutError:
-                wait_until(lambda: False, 0, "no incident event on the stream", *children)
-        assert event["type"] == "incident" and event["site"] == site, event
-        assert "opened" in event["actions"], event
+            deadline = time.monotonic() + 120
+            while not (seen("incident") and seen("alert")):
+                try:
+                    events.append(
+                        json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+                    )
+                except TimeoutError:
+                    wait_until(lambda: False, 0, f"on the stream only {events}", *children)
+            with contextlib.suppress(TimeoutError):  # anything sent twice would come meanwhile
+                while True:
+                    events.append(json.loads(ws.recv(timeout=2.0)))
+        event = seen("incident")[0]
+        assert event["site"] == site and "opened" in event["actions"], event
         assert not {"roles", "users", "reporter"} & set(event)  # the audience stays inside
+        raised = seen("alert")
+        assert len(raised) == 1, events  # once
+        assert raised[0]["alert"]["site"] == site, raised
     finally:
         for child in children:
             child.stop()
