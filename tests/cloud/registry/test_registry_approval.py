@@ -13,7 +13,7 @@ from cloud.ingest.buffer import Delivery
 from cloud.ingest.store import BatchWriter
 from cloud.registry import Approval, DeviceLocation, Registry, SiteFile, infer_kind
 from cloud.registry.tables import Device, Gateway, Site
-from cloud.storage.tables import Reading
+from cloud.storage.tables import Reading, Series
 from protocols.codec import channel_of, encode, new_id
 from protocols.kinds import DeviceKind
 from protocols.messages import GatewayState, GatewayStatus, Model, Telemetry
@@ -102,7 +102,8 @@ def test_unknown_device_stored_flagged_then_approved(engine: Engine, site: str) 
     [alone] = writer.write(deliver(site, "gw1", telemetry(5, temp_9=20.0))).stored
     assert alone.pending  # nothing approved in it
     with Session(engine) as s:
-        flags = {r.device: r.pending for r in s.scalars(select(Reading))}
+        of_series = select(Series.device, Reading.pending).join(Series, Series.id == Reading.series)
+        flags = {device: pending for device, pending in s.execute(of_series)}
         assert flags == {"smoke-1": False, "temp-9": True}  # stored, never lost, but flagged
         smoke = s.get(Device, (site, "smoke-1"))
         assert smoke is not None and smoke.last_seen == T0  # liveness input, set by ingest
