@@ -69,6 +69,7 @@ notifications (row ids), access events (msg_ids)."""
 CATCH_UP = 200
 """Rows per table published at most for one "changed, not known what" (SQLite, reconnects)."""
 OWN_KEPT = 10_000
+"""Ids remembered per kind as already on this hub (to skip when their signal comes back)."""
 _LINES = "linli.live.lines"
 _ALERT_LINES = frozenset(CHANGES)
 _T = TypeVar("_T")
@@ -89,8 +90,9 @@ class LiveShare:
         self.dropped = 0
         """Rows left out by a bounded catch-up."""
         self._lock = threading.Lock()
-        self._own: dict[str, set[int] | set[str]] = {ALERTS: set(), NOTES: set(), ACCESS: set()}
-        """What this app published itself: alert lines, notifications, access msg_ids."""
+        self._done: dict[str, set[Any]] = {ALERTS: set(), NOTES: set(), ACCESS: set()}
+        """What is on this hub already — this app's own and what :meth:`follow` published:
+        alert lines and notifications (row ids), access events (msg_ids)."""
         self._marks = {ALERTS: 0, ACCESS: 0, NOTES: 0}
         self._sessions: sessionmaker[Session] | None = None
 
@@ -121,10 +123,7 @@ class LiveShare:
                 self._announce(db, channel, ids)
 
     def _announce(self, db: Session, channel: str, ids: list[int]) -> None:
-        with self._lock:
-            own: set[int] = self._own[channel]  # type: ignore[assignment]
-            own.update(ids)  # before the signal can come back
-            _trim(own)
+        self._remember(channel, ids)  # before the signal can come back
         try:
             for chunk in _chunks(ids, IDS_PER_SIGNAL[channel]):
                 signals.announce(db, channel, json.dumps(chunk))
@@ -136,14 +135,18 @@ class LiveShare:
         if previous.parent is None:  # the whole transaction: its lines never happened
             db.info.pop(_LINES, None)
 
+    def _remember(self, channel: str, ids: Iterable[Any]) -> None:
+        with self._lock:
+            done = self._done[channel]
+            done.update(ids)
+            if len(done) > OWN_KEPT:
+                done.difference_update(sorted(done)[: OWN_KEPT // 2])
+
     async def access_published(self, msg_ids: Sequence[str]) -> None:
         """The rules runner published these access events on this hub: tell the others."""
         if not msg_ids or self._sessions is None:
             return
-        with self._lock:
-            own: set[str] = self._own[ACCESS]  # type: ignore[assignment]
-            own.update(msg_ids)
-            _trim(own)
+        self._remember(ACCESS, msg_ids)
         engine = self._sessions.kw["bind"]
         payloads = [json.dumps(c) for c in _chunks(list(msg_ids), IDS_PER_SIGNAL[ACCESS])]
         try:
@@ -197,7 +200,7 @@ class LiveShare:
     def _alert_events(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
         named = {i for p in payloads if p is not None for i in _ids(p, int)}
         with self._lock:
-            own = set(self._own[ALERTS])
+            own = set(self._done[ALERTS])
         query = (
             select(AlertEvent.id, AlertEvent.alert_id, AlertEvent.kind)
             .where(AlertEvent.kind.in_(_ALERT_LINES))
@@ -214,12 +217,13 @@ class LiveShare:
             alert = db.get(Alert, alert_id) if line not in own else None
             if alert is not None:
                 events.append(live_event(AlertOut.of(alert), CHANGES[kind]))
+        self._remember(ALERTS, (line for line, _, _ in rows))
         return events
 
     def _access_events(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
         named = {i for p in payloads if p is not None for i in _ids(p, str)}
         with self._lock:
-            own = set(self._own[ACCESS])
+            own = set(self._done[ACCESS])
         query = select(AccessEventRow, StoredEnvelope.boot_id, StoredEnvelope.seq).join(
             StoredEnvelope, StoredEnvelope.msg_id == AccessEventRow.msg_id
         )
@@ -238,12 +242,13 @@ class LiveShare:
             built = access_event_of(row, boot_id, seq)
             if built is not None:
                 events.append(built)
+        self._remember(ACCESS, (row.msg_id for row, _, _ in rows))
         return events
 
     def _notifications(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
         named = {i for p in payloads if p is not None for i in _ids(p, int)}
         with self._lock:
-            own = set(self._own[NOTES])
+            own = set(self._done[NOTES])
         query = select(Notification).order_by(Notification.id)
         rows: list[Notification] = []
         if named - own:
@@ -256,6 +261,7 @@ class LiveShare:
         for row in sorted({r.id: r for r in rows if r.id not in own}.values(), key=_row_id):
             key = (row.ts, row.alert_id, row.reason, row.title_en, row.role == PERSONAL)
             told.setdefault(key, []).append(row)  # one notice, one row per recipient
+        self._remember(NOTES, (row.id for row in rows))
         return [notification_event(db, same) for same in told.values()]
 
     def _after_mark(self, db: Session, channel: str, query: Any) -> list[Any]:
@@ -337,12 +343,6 @@ def _first_id(row: tuple[AccessEventRow, str, int]) -> int:
 def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _trim(own: set[int] | set[str]) -> None:
-    if len(own) > OWN_KEPT:
-        for item in sorted(own)[: OWN_KEPT // 2]:
-            own.discard(item)
 
 
 def _ids(payload: str, kind: type[_I]) -> list[_I]:
