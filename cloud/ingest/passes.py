@@ -280,9 +280,10 @@ class PassReceiver:
 
     def read_pass(self, max_messages: int, max_bytes: int, wait_s: float) -> list[Delivery]:
         """Wait up to ``wait_s`` for data, then read packets while they keep coming, until
-        ``max_messages`` deliveries or ``max_bytes`` of payload (one larger message goes alone),
-        or an urgent (event/access) delivery, which ends the pass so it is appended at once.
-        Returns the deliveries in arrival order (empty if none, or the connection was lost)."""
+        ``max_messages`` deliveries or ``max_bytes`` of payload (reached with the last message
+        read: at most one message more), or an urgent (event/access) delivery, which ends the
+        pass so it is appended at once. Returns the deliveries in arrival order (empty if none,
+        or the connection was lost)."""
         sock = self._socket()
         if sock is None:
             return []
@@ -330,6 +331,10 @@ class PassReceiver:
         sock = self._socket()
         if sock is None:
             return
+        # A PINGREQ paho sent just before the pause would be answered behind up to Receive
+        # Maximum unread deliveries: paho forgets it (its PINGRESP is harmless when it comes),
+        # so that its check does not give up on it in the first passes after the pause.
+        self._client._ping_t = 0.0
         now = time.monotonic()
         if now - self._last_keepalive >= self.config.keepalive_s / 2:
             if self._client.want_write():
