@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -9,7 +11,7 @@ from sqlalchemy.orm import Session
 from cloud.ingest.store import BatchWriter
 from cloud.storage import gaps
 from cloud.storage.tables import GatewaySession, Reading, StoredEnvelope
-from tests.cloud.storage.storage_support import Gateway
+from tests.cloud.storage.storage_support import T0, Gateway
 
 
 def test_gap_opens_then_closes_when_replay_fills_it(
@@ -35,6 +37,7 @@ def test_gap_opens_then_closes_when_replay_fills_it(
     assert (closed.first_seq, closed.last_seq, closed.missing) == (3, 5, 0)
     assert closed.closed_at is not None
     assert session is not None and (session.max_seq, session.messages) == (7, 8)
+    assert session.last_seen == T0 + timedelta(seconds=7)  # the newest message's time
 
 
 def test_gap_in_one_batch_and_per_boot(engine: Engine, writer: BatchWriter, site: str) -> None:
