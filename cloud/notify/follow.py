@@ -1,10 +1,11 @@
-"""Alerts and access events published by *other* cloud processes, on this process's live stream.
+"""Alerts, access events and notifications of *other* cloud processes, on this live stream.
 
 In a scaled deployment (docs/scale-out.md) the rules run in a ``--role rules`` process while
 the screens are connected to another one: without this module an alert raised there (or an
-access event it evaluated) reaches only that process's WebSocket clients. :func:`install`
-makes both travel through :mod:`cloud.signals`, as :mod:`cloud.governance.live` does for
-incidents — the committed rows are re-read by id, no event is shipped through a signal:
+access event it evaluated, a notice it stored) reaches only that process's WebSocket clients.
+:func:`install` makes them travel through :mod:`cloud.signals`, as
+:mod:`cloud.governance.live` does for incidents — the committed rows are re-read by id, no
+event is shipped through a signal:
 
 * **alerts** (channel ``linli_alert``): every alert change worth a live event writes a line of
   the alert's audit trail (``alert_events``). A transaction of this app's sessions that wrote
@@ -17,6 +18,13 @@ incidents — the committed rows are re-read by id, no event is shipped through 
   its sites; :meth:`LiveShare.access_published` then announces their ``msg_id``\\ s, and other
   processes rebuild the same event from ``access_events`` and ``ingest_messages``. A process
   whose runner owns a site never publishes that site's access events a second time.
+* **in-app notifications** (channel ``linli_notice``): the notifier stores one
+  ``notifications`` row per recipient (role, or user for a personal notice); a transaction of
+  this app's sessions that stored some announces their ids, and the other processes publish
+  one ``notification`` event per notice, for the same roles or users. A row keeps the notice's
+  kind, severity, titles and time, not the rest: the rebuilt notice takes site, rule, subject,
+  status, tier and place from its alert as it is now (empty for a notice about no alert, e.g. a
+  drill's) — the console only reloads its bell list on it.
 
 On PostgreSQL the signal names the rows; on SQLite it says only that some were written (within
 ~0.5 s), and the rows after the last one seen are read. After (re)connecting, at most
@@ -319,7 +327,7 @@ def notification_event(db: Session, rows: list[Notification]) -> dict[str, Any]:
         zone=alert.zone if alert else None,
         building=alert.building if alert else None,
         ts=row.ts.isoformat(),
-        drill=bool(alert and alert.drill),
+        drill=bool(alert and alert.drill) or row.reason == "drill",
     )
     audience: dict[str, Any] = {"roles": [r.role for r in rows]}
     if row.role == PERSONAL:
