@@ -1,7 +1,8 @@
 """End to end on real ``linli cloud run`` processes: a ``--role rules`` process raises a smoke
 alarm and groups it into an incident; the screens connected to the *other* process's
-``/api/stream`` (here the ``--role ingest`` process's) get the ``alert`` and ``incident`` events
-at once, not at their slow poll (PostgreSQL, mosquitto, split ingest)."""
+``/api/stream`` (here the ``--role ingest`` process's) get the ``alert`` and ``incident`` events,
+and the gate's ``access`` event its runner evaluated, at once, not at their slow poll
+(PostgreSQL, mosquitto, split ingest)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ from cloud.auth import service as accounts
 from cloud.auth.deps import Role
 from cloud.db import create_schema, make_engine
 from linli.services import Mosquitto
+from protocols.codec import encode, new_id
+from protocols.messages import AccessDecision, AccessEvent, AccessKind, AccessMethod
+from protocols.topics import Channel, topic
 from tests.chaos.chaos_support import wait_until
 from tests.cloud.scaleout.test_rules_feed_scaleout import (
     ALARM,
@@ -33,6 +38,11 @@ from tests.cloud.scaleout.test_rules_feed_scaleout import (
     smoke_frames,
 )
 
+GATE = AccessEvent(
+    msg_id=new_id(), boot_id=new_id(), seq=0, ts=datetime.now(UTC), door="door-g",
+    kind=AccessKind.DECISION, decision=AccessDecision.GRANTED, reason="allow_list",
+    method=AccessMethod.FACE, person_id="p1", person_name="Li Lei",
+)  # fmt: skip
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 
@@ -52,7 +62,7 @@ def manager_token(engine: Engine) -> str:
     return token
 
 
-def test_the_rules_process_alert_and_incident_reach_another_process_stream(
+def test_the_rules_process_alert_incident_and_gate_event_reach_another_stream(
     pg_engine: Engine, pg_url: str, mosquitto: Mosquitto, site: str, tmp_path: Path
 ) -> None:
     import_site(pg_engine, site)
@@ -70,7 +80,7 @@ def test_the_rules_process_alert_and_incident_reach_another_process_stream(
             child.start()
         ready(rules, rules_port)
         ready(ingest, api_port)
-        url = f"ws://127.0.0.1:{api_port}/api/stream?topics=incident,alert&token={token}"
+        url = f"ws://127.0.0.1:{api_port}/api/stream?topics=incident,alert,access&token={token}"
         events: list[dict[str, Any]] = []
 
         def seen(kind: str) -> list[dict[str, Any]]:
@@ -83,9 +93,10 @@ def test_the_rules_process_alert_and_incident_reach_another_process_stream(
         with connect(url, open_timeout=30) as ws:
             assert json.loads(ws.recv(timeout=30))["type"] == "hello"
             time.sleep(1.0)  # the broker applies the SUBSCRIBEs
-            publish(mosquitto.port, smoke_frames(site, [i in ALARM for i in range(STEPS)]))
+            frames = smoke_frames(site, [i in ALARM for i in range(STEPS)])
+            publish(mosquitto.port, [*frames, (topic(site, "gw1", Channel.ACCESS), encode(GATE))])
             deadline = time.monotonic() + 120
-            while not (seen("incident") and seen("alert")):
+            while not (seen("incident") and seen("alert") and seen("access")):
                 try:
                     events.append(
                         json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
@@ -101,6 +112,9 @@ def test_the_rules_process_alert_and_incident_reach_another_process_stream(
         raised = seen("alert")
         assert len(raised) == 1, events  # once
         assert raised[0]["alert"]["site"] == site, raised
+        gate = seen("access")  # evaluated by the rules process's runner, published there
+        assert [(e["site"], e["event"]["msg_id"]) for e in gate] == [(site, GATE.msg_id)], events
+        assert gate[0]["event"]["person_name"] == "Li Lei"
     finally:
         for child in children:
             child.stop()
