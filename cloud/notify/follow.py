@@ -68,7 +68,7 @@ CHANGES: dict[str, str] = {
     "reraised": "reraised",
     "cleared": "cleared",
     "escalated": "escalated",
-    **{t.value: t.value for t in Transition},
+    **{t.value: t.value for t in Transition if t is not Transition.ESCALATE},  # escalated
 }
 """Audit-trail line kind → the ``change`` of the live event published with it."""
 IDS_PER_SIGNAL = {ALERTS: 500, NOTES: 500, ACCESS: 80}
