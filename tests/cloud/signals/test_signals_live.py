@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from starlette.testclient import WebSocketTestSession
 
+from cloud.alerts.views import AlertOut
 from cloud.auth.deps import Role
+from cloud.notify.channels import notice_of
 from cloud.notify.follow import LiveShare
 from tests.cloud.api.conftest import Cloud, make_cloud
 from tests.cloud.signals.conftest import run_elsewhere
@@ -173,10 +175,16 @@ def test_alerts_and_access_events_from_another_process_reach_the_stream(
             3,
         )
 
-        # A change made through this app: published once (directly), not again by its signal.
-        cloud.post(f"/api/alerts/{alert['id']}/resolve", json={"note": "false alarm"})
-        time.sleep(2.0)  # several polls: its signal has come back by now
+        # Changes made by this app: published once (directly), not again by their signals.
+        resolved = cloud.post(f"/api/alerts/{alert['id']}/resolve", json={"note": "false alarm"})
+        notice = notice_of(AlertOut.model_validate(resolved.json()), "resolved")
+        cloud.services.notifier.tell(["resident1"], notice)
+        time.sleep(2.0)  # several polls: their signals have come back by now
         cloud.services.hub.publish(END)
         got = {role: until_end(sock) for role, sock in ws.items()}
         assert summary(got[Role.MANAGER]) == [("alert", "resolve", "resolved")]
+        assert summary(got[Role.RESIDENT]) == [
+            ("alert", "resolve", "resolved"),
+            ("notification", "resolved", alert["id"]),
+        ]
         assert share.heard == 5
