@@ -40,7 +40,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.ingest.buffer import Delivery
 from cloud.ingest.config import IngestConfig
-from cloud.ingest.receiver import connect_options, delivery_of, make_client, subscribe
+from cloud.ingest.receiver import (
+    accept_connection,
+    connect_options,
+    delivery_of,
+    log_subscription,
+    make_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -381,21 +387,12 @@ class PassReceiver:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused receiver connection: %s", reason)
+        if not accept_connection(client, self.config, flags, reason, "receiver"):
             return
         self.connection += 1
         self.connects += 1
         self._delay = RECONNECT_FIRST_S
         self.session_present = flags.session_present
-        subscribe(client, self.config)
-        log.info(
-            "receiver %s connected to %s:%d (session present: %s)",
-            self.config.client_id,
-            self.config.host,
-            self.config.port,
-            flags.session_present,
-        )
 
     def _on_disconnect(
         self,
@@ -417,11 +414,7 @@ class PassReceiver:
         reasons: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        refused = [r for r in reasons if r.is_failure]
-        if refused:
-            log.error("broker refused receiver subscriptions: %s", refused)
-        else:
-            log.info("receiver %s subscribed", self.config.client_id)
+        log_subscription(self.config, reasons, "receiver")
         self.subscribed = True
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:

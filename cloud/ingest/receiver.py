@@ -95,21 +95,12 @@ class Receiver:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused ingest connection: %s", reason)
+        if not accept_connection(client, self.config, flags, reason, "ingest"):
             return
         self.connection += 1
         self.connects += 1
         self.thread_id = threading.get_native_id()
         self.session_present = flags.session_present
-        subscribe(client, self.config)
-        log.info(
-            "ingest %s connected to %s:%d (session present: %s)",
-            self.config.client_id,
-            self.config.host,
-            self.config.port,
-            flags.session_present,
-        )
         self.connected.set()
 
     def _on_disconnect(
@@ -133,11 +124,7 @@ class Receiver:
         reasons: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        refused = [r for r in reasons if r.is_failure]
-        if refused:
-            log.error("broker refused ingest subscriptions: %s", refused)
-        else:
-            log.info("ingest %s subscribed", self.config.client_id)
+        log_subscription(self.config, reasons, "ingest")
         self.subscribed.set()
         if self._on_subscribed is not None:
             self._on_subscribed()
@@ -170,6 +157,38 @@ def connect_options(config: IngestConfig) -> dict[str, Any]:
     props.SessionExpiryInterval = config.session_expiry_s
     props.ReceiveMaximum = config.max_inflight
     return {"keepalive": config.keepalive_s, "clean_start": False, "properties": props}
+
+
+def accept_connection(
+    client: paho.Client,
+    config: IngestConfig,
+    flags: paho.ConnectFlags,
+    reason: ReasonCode,
+    who: str,
+) -> bool:
+    """On a CONNACK: False if the broker refused (logged); else subscribe and log."""
+    if reason.is_failure:
+        log.warning("broker refused %s connection: %s", who, reason)
+        return False
+    subscribe(client, config)
+    log.info(
+        "%s %s connected to %s:%d (session present: %s)",
+        who,
+        config.client_id,
+        config.host,
+        config.port,
+        flags.session_present,
+    )
+    return True
+
+
+def log_subscription(config: IngestConfig, reasons: list[ReasonCode], who: str) -> None:
+    """On a SUBACK: log what the broker refused, or that the subscription is in place."""
+    refused = [r for r in reasons if r.is_failure]
+    if refused:
+        log.error("broker refused %s subscriptions: %s", who, refused)
+    else:
+        log.info("%s %s subscribed", who, config.client_id)
 
 
 def subscribe(client: paho.Client, config: IngestConfig) -> None:
