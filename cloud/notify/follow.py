@@ -38,11 +38,12 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import event, func, inspect, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstanceState, Session, SessionTransaction, sessionmaker
 
@@ -76,6 +77,8 @@ IDS_PER_SIGNAL = {ALERTS: 500, NOTES: 500, ACCESS: 80}
 notifications (row ids), access events (msg_ids)."""
 CATCH_UP = 200
 """Rows per table published at most for one "changed, not known what" (SQLite, reconnects)."""
+OUTGOING_KEPT = 10_000
+"""Access msg_ids waiting for their signal at most (the database is slow or down)."""
 OWN_KEPT = 10_000
 """Ids remembered per kind as already on this hub (to skip when their signal comes back)."""
 _LINES = "linli.live.lines"
@@ -102,10 +105,11 @@ class LiveShare:
         """What is on this hub already — this app's own and what :meth:`follow` published:
         alert lines and notifications (row ids), access events (msg_ids)."""
         self._marks = {ALERTS: 0, ACCESS: 0, NOTES: 0}
-        self._sessions: sessionmaker[Session] | None = None
+        self._outgoing: list[str] = []
+        """Access events published here whose signal is not sent yet."""
+        self._wake = asyncio.Event()
 
     def install(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
         event.listen(sessions, "pending_to_persistent", self._written)
         event.listen(sessions, "before_commit", self._before_commit)
         event.listen(sessions, "after_soft_rollback", self._after_rollback)
@@ -150,18 +154,29 @@ class LiveShare:
             if len(done) > OWN_KEPT:
                 done.difference_update(sorted(done)[: OWN_KEPT // 2])
 
-    async def access_published(self, msg_ids: Sequence[str]) -> None:
-        """The rules runner published these access events on this hub: tell the others."""
-        if not msg_ids or self._sessions is None:
+    def access_published(self, msg_ids: Sequence[str]) -> None:
+        """The rules runner published these access events on this hub: tell the other processes
+        (:meth:`follow` sends the signal; the runner never waits for the database here)."""
+        if not msg_ids:
             return
         self._remember(ACCESS, msg_ids)
-        engine = self._sessions.kw["bind"]
-        payloads = [json.dumps(c) for c in _chunks(list(msg_ids), IDS_PER_SIGNAL[ACCESS])]
-        try:
-            await asyncio.to_thread(signals.notify_now, engine, ACCESS, payloads)
-        except SQLAlchemyError as exc:  # they still went to this process's screens
+        if len(self._outgoing) + len(msg_ids) > OUTGOING_KEPT:
             self.failures += 1
-            log.warning("access events %s: no signal for other processes: %s", msg_ids, exc)
+            log.warning("access events %s: signal queue full, other processes not told", msg_ids)
+            return
+        self._outgoing.extend(msg_ids)
+        self._wake.set()
+
+    async def _send_access(self, engine: Engine) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            msg_ids, self._outgoing = self._outgoing, []
+            try:
+                await asyncio.to_thread(announce_access, engine, msg_ids)
+            except SQLAlchemyError as exc:  # they still went to this process's screens
+                self.failures += 1
+                log.warning("access events %s: no signal for other processes: %s", msg_ids, exc)
 
     # -- changes made elsewhere ----------------------------------------------------------------
     async def follow(self, sessions: sessionmaker[Session]) -> None:
@@ -173,6 +188,7 @@ class LiveShare:
             signals.listen(engine, CHANNELS, lambda c, p: heard.put_nowait((c, p))),
             name="live-signals",
         )
+        sender = asyncio.create_task(self._send_access(engine), name="live-access-signals")
         try:
             while True:
                 batch = [await heard.get()]
@@ -185,7 +201,8 @@ class LiveShare:
                     log.warning("live events from elsewhere not published: %s", exc)
         finally:
             listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            sender.cancel()
+            await asyncio.gather(listener, sender, return_exceptions=True)
 
     def _catch_up(
         self, sessions: sessionmaker[Session], heard: list[tuple[str, str | None]]
@@ -383,5 +400,12 @@ def install(
     return share
 
 
-AccessHook = Callable[[Sequence[str]], Awaitable[None]]
+def announce_access(engine: Engine, msg_ids: Sequence[str]) -> None:
+    """Tell the other processes that the access events ``msg_ids`` were published (by a rules
+    runner, on its hub): they publish them on theirs."""
+    chunks = _chunks(list(msg_ids), IDS_PER_SIGNAL[ACCESS])
+    signals.notify_now(engine, ACCESS, [json.dumps(c) for c in chunks])
+
+
+AccessHook = Callable[[Sequence[str]], None]
 """What the rules runner calls with the msg_ids of the access events it published."""

@@ -192,7 +192,7 @@ class RulesRunner:
             self.watermark = max(top, upto)
             self.last_batch_at = datetime.now(UTC)
             if published and self.access_published is not None:
-                await self.access_published(published)
+                self.access_published(published)
             if acks:
                 try:
                     await asyncio.to_thread(self._apply_acks, acks)

@@ -82,7 +82,7 @@ else:  # an access event stored by ingest and published by this process's rules 
     delivery = Delivery(topic(site, "gw-gate", Channel.ACCESS), encode(event), 1, 1, now)
     stored = BatchWriter(engine, Registry(engine)).write([delivery]).stored
     assert [s.message.msg_id for s in stored] == [event.msg_id]
-    asyncio.run(share.access_published([event.msg_id]))
+    follow.announce_access(engine, [event.msg_id])  # what its runner's hook has sent
     print(event.msg_id)
 """
 
