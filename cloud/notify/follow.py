@@ -15,9 +15,10 @@ event is shipped through a signal:
   only *repeated* (count and last seen bumped) writes no line: other processes do not hear of
   it (their screens see the count at their next poll).
 * **access events** (channel ``linli_access``): the rules runner publishes the access events of
-  its sites; :meth:`LiveShare.access_published` then announces their ``msg_id``\\ s, and other
-  processes rebuild the same event from ``access_events`` and ``ingest_messages``. A process
-  whose runner owns a site never publishes that site's access events a second time.
+  its sites and hands their ``msg_id``\\ s to :meth:`LiveShare.access_published` (it never
+  waits: :meth:`LiveShare.follow` sends the signal); other processes rebuild the same event
+  from ``access_events`` and ``ingest_messages``. A process whose runner owns a site never
+  publishes that site's access events a second time.
 * **in-app notifications** (channel ``linli_notice``): the notifier stores one
   ``notifications`` row per recipient (role, or user for a personal notice); a transaction of
   this app's sessions that stored some announces their ids, and the other processes publish
