@@ -181,7 +181,8 @@ class LiveShare:
 
     # -- changes made elsewhere ----------------------------------------------------------------
     async def follow(self, sessions: sessionmaker[Session]) -> None:
-        """Publish alert changes and access events of other processes, until cancelled."""
+        """Publish the alert changes, access events and notifications of other processes (and
+        send this one's access signals), until cancelled."""
         engine = sessions.kw["bind"]
         self._marks = await asyncio.to_thread(_last_rows, sessions)
         heard: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
