@@ -190,7 +190,7 @@ class PassReceiver:
         self.connects = 0
         self.subscribed = False
         self.session_present = False
-        self.received = 0  # deliveries read (including passes lost with their connection)
+        self.received = 0  # deliveries read in passes handed to the caller
         self._pass: list[Delivery] = []
         self._pass_bytes = 0
         self._urgent = False
@@ -245,6 +245,7 @@ class PassReceiver:
         """The connection is gone: what this pass read is dropped (never acknowledged, the
         broker delivers it again) and the next connect waits for the backoff."""
         self.subscribed = False
+        self.received -= len(self._pass)  # they come again (status: received == appended)
         self._pass, self._pass_bytes, self._urgent = [], 0, False
         self._close_socket()
         if not self._stopping:

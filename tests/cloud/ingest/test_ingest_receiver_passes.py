@@ -183,7 +183,8 @@ def test_receiver_reconnects_by_itself_refused_restarted_and_killed_broker(
     # (A killed broker may deliver again what it had not saved as acknowledged.)
     assert logged[:100] == sent[:100]
     status = RawLog(config.rawlog_file()).status()
-    assert status.connects == 3 and status.appended == status.acked == len(logged)
+    assert status.connects == 3
+    assert status.received == status.appended == status.acked == len(logged)
 
 
 def test_over_budget_the_receiver_stops_reading_keeps_the_connection_and_resumes(
@@ -259,3 +260,26 @@ def test_shared_property_tables_decode_publish_properties_as_paho_does(
     assert empty.properties is not None  # and has none of the other's values:
     assert json(empty.properties) == {}  # type: ignore[no-untyped-call]
     assert (shared.topic, shared.mid, shared.payload) == (b"t/1", 5, b"payload")
+
+
+def test_a_pass_cut_by_a_lost_connection_is_dropped_and_comes_again(
+    own_mosquitto: Mosquitto, site: str, tmp_path: Path
+) -> None:
+    broker = own_mosquitto
+    gw = Gateway(site)
+    config = _config(broker, site, tmp_path, reconnect_max_s=1)
+    r = PassReceiver(config)
+    _passes_until(r, lambda: r.subscribed)
+    frames = [gw.frame(gw.telemetry()) for _ in range(50)]
+    _send(broker, frames)
+    broker.stop()  # saves the session with the 50 unacknowledged, then closes our connection
+    time.sleep(0.5)  # the 50 deliveries sit in our socket, followed by its end
+    assert r.read_pass(1000, 1 << 20, 1.0) == []  # read, then cut off: never handed over
+    assert not r.connected and r.received == 0
+    broker.start()
+    _wait(r.connect, 10)  # after its backoff
+    again = _drain(r)  # the CONNACK, then the broker's redelivery
+    assert [d.payload for d in again] == [p for _, p in frames]
+    assert r.received == 50 and r.connects == 2
+    assert r.ack(again) == 50
+    r.close()
