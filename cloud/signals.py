@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, String, event, func, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cloud.db import Base
@@ -201,6 +201,42 @@ async def listen(
         await _listen_pg(engine, channels, heard, max_backoff_s, ignore_own)
     else:
         await _poll_sqlite(engine, channels, heard, poll_s, max_backoff_s, ignore_own)
+
+
+Batch = list[tuple[str, str | None]]
+"""What a :func:`follow` handler gets: ``(channel, payload)`` pairs heard since its last call."""
+
+
+async def follow(
+    engine: Engine,
+    channels: Sequence[str],
+    handle: Callable[[Batch], None],
+    failed: Callable[[SQLAlchemyError], None],
+    *,
+    ignore_own: bool = True,
+    name: str = "signals",
+) -> None:
+    """:func:`listen`, and hand what was heard to ``handle`` in a worker thread, in batches (all
+    that arrived while the previous batch was handled), until cancelled. ``handle`` reads the
+    database (re-reads what changed); a database error goes to ``failed`` and the loop goes on —
+    the next signal, or a reader's own poll, catches up."""
+    heard: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
+    listener = asyncio.create_task(
+        listen(engine, channels, lambda c, p: heard.put_nowait((c, p)), ignore_own=ignore_own),
+        name=name,
+    )
+    try:
+        while True:
+            batch = [await heard.get()]
+            while not heard.empty():
+                batch.append(heard.get_nowait())
+            try:
+                await asyncio.to_thread(handle, batch)
+            except SQLAlchemyError as exc:
+                failed(exc)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
 
 
 async def _listen_pg(

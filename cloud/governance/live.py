@@ -187,24 +187,18 @@ class LiveIncidents:
         one) on the same database, until cancelled."""
         engine = sessions.kw["bind"]
         self._mark = await asyncio.to_thread(_last_line, sessions)
-        heard: asyncio.Queue[str | None] = asyncio.Queue()
-        listener = asyncio.create_task(
-            signals.listen(engine, [CHANNEL], lambda _, p: heard.put_nowait(p), ignore_own=False),
+        await signals.follow(
+            engine,
+            [CHANNEL],
+            lambda batch: self._catch_up(sessions, [payload for _, payload in batch]),
+            self._failed,
+            ignore_own=False,
             name="incident-signals",
         )
-        try:
-            while True:
-                batch = [await heard.get()]
-                while not heard.empty():
-                    batch.append(heard.get_nowait())
-                try:
-                    await asyncio.to_thread(self._catch_up, sessions, batch)
-                except SQLAlchemyError as exc:  # the next signal (or the screens' poll) catches up
-                    self.failures += 1
-                    log.warning("incident changes from elsewhere not published: %s", exc)
-        finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+
+    def _failed(self, exc: SQLAlchemyError) -> None:
+        self.failures += 1
+        log.warning("incident changes from elsewhere not published: %s", exc)
 
     def _catch_up(self, sessions: sessionmaker[Session], heard: list[str | None]) -> None:
         """Publish the incidents of the timeline lines named in ``heard`` (PostgreSQL) or, for

@@ -185,26 +185,22 @@ class LiveShare:
         send this one's access signals), until cancelled."""
         engine = sessions.kw["bind"]
         self._marks = await asyncio.to_thread(_last_rows, sessions)
-        heard: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
-        listener = asyncio.create_task(
-            signals.listen(engine, CHANNELS, lambda c, p: heard.put_nowait((c, p))),
-            name="live-signals",
-        )
         sender = asyncio.create_task(self._send_access(engine), name="live-access-signals")
         try:
-            while True:
-                batch = [await heard.get()]
-                while not heard.empty():
-                    batch.append(heard.get_nowait())
-                try:
-                    await asyncio.to_thread(self._catch_up, sessions, batch)
-                except SQLAlchemyError as exc:  # the next signal (or the screens' poll) catches up
-                    self.failures += 1
-                    log.warning("live events from elsewhere not published: %s", exc)
+            await signals.follow(
+                engine,
+                CHANNELS,
+                lambda batch: self._catch_up(sessions, batch),
+                self._failed,
+                name="live-signals",
+            )
         finally:
-            listener.cancel()
             sender.cancel()
-            await asyncio.gather(listener, sender, return_exceptions=True)
+            await asyncio.gather(sender, return_exceptions=True)
+
+    def _failed(self, exc: SQLAlchemyError) -> None:
+        self.failures += 1
+        log.warning("live events from elsewhere not published: %s", exc)
 
     def _catch_up(
         self, sessions: sessionmaker[Session], heard: list[tuple[str, str | None]]
