@@ -5,7 +5,6 @@ written before it started is not published, and after a listener (re)connects at
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -13,18 +12,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.tables import Alert
-from cloud.db import create_schema, make_engine
 from cloud.notify import follow
 from cloud.notify.hub import Hub
 from tests.cloud.signals.test_signals_live import SITE, rules_process
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
 
 
 def last_alert(engine: Engine) -> int:
