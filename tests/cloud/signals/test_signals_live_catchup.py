@@ -38,6 +38,10 @@ async def test_what_was_written_before_the_follower_started_is_not_replayed(
             alert_id = await asyncio.to_thread(last_alert, engine)
             await asyncio.to_thread(rules_process, engine, "ack", SITE, str(alert_id))
             event = await asyncio.wait_for(sub.get(), 30)
+            for _ in range(100):  # published from the follower's thread, counted right after
+                if share.heard:
+                    break
+                await asyncio.sleep(0.05)
         finally:
             following.cancel()
             await asyncio.gather(following, return_exceptions=True)
