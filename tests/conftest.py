@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from cloud.db import create_schema, make_engine
 from linli.services import Mosquitto, Postgres, ServiceUnavailable, VictoriaMetrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,6 +80,15 @@ def postgres() -> Iterator[Postgres]:
 def pg_url(postgres: Postgres) -> str:
     """A new, empty PostgreSQL database for this test."""
     return postgres.create_database(f"linli_test_{os.getpid()}_{next(_db_counter)}")
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """A migrated PostgreSQL database of the test's own (``pg_url``)."""
+    eng = make_engine(pg_url)
+    create_schema(eng)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

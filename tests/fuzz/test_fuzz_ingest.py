@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from cloud.db import create_schema, make_engine
 from cloud.ingest import Ingest
 from cloud.registry import Registry
 from cloud.storage import gaps
@@ -34,11 +32,8 @@ READINGS = 5
 
 
 @pytest.fixture
-def engine(pg_url: str) -> Iterator[Engine]:
-    eng = make_engine(pg_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+def engine(pg_engine: Engine) -> Engine:
+    return pg_engine
 
 
 def dead_letters(engine: Engine) -> Counter[str]:

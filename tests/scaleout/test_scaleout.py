@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from cloud.db import create_schema, make_engine
 from cloud.rules.runner import shard_of
 from cloud.storage import gaps
 from cloud.storage.tables import Reading, Series, StoredEnvelope
@@ -38,11 +36,8 @@ STOPPED = re.compile(r"ingest stopped: IngestStats\(received=(\d+), stored=(\d+)
 
 
 @pytest.fixture
-def engine(pg_url: str) -> Iterator[Engine]:
-    eng = make_engine(pg_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+def engine(pg_engine: Engine) -> Engine:
+    return pg_engine
 
 
 def stored_count(engine: Engine, sites: list[str]) -> int:

@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts import service
-from cloud.db import create_schema, make_engine
 from cloud.registry.service import Registry
 from cloud.registry.sitefile import SiteFile
 from cloud.storage.tables import StoredEnvelope
@@ -54,11 +52,8 @@ DURATION_RULE = """
 
 
 @pytest.fixture
-def engine(pg_url: str) -> Iterator[Engine]:
-    eng = make_engine(pg_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+def engine(pg_engine: Engine) -> Engine:
+    return pg_engine
 
 
 def cloud_process(tmp_path: Path, name: str, env: dict[str, str], *args: str) -> tuple[Child, int]:

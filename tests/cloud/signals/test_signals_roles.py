@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from websockets.sync.client import connect
 
 from cloud.auth import service as accounts
 from cloud.auth.deps import Role
-from cloud.db import create_schema, make_engine
 from linli.services import Mosquitto
 from protocols.codec import encode, new_id
 from protocols.messages import AccessDecision, AccessEvent, AccessKind, AccessMethod
@@ -44,14 +42,6 @@ GATE = AccessEvent(
     method=AccessMethod.FACE, person_id="p1", person_name="Li Lei",
 )  # fmt: skip
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    eng = make_engine(pg_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
 
 
 def manager_token(engine: Engine) -> str:
