@@ -114,6 +114,21 @@ class GovApp:
         assert answer.status_code == expect, (method, url, answer.status_code, answer.text)
         return answer.json() if answer.content else None
 
+    def property_and_fire(self, site: str, **property_fields: Any) -> tuple[Any, Any]:
+        """The site's property company (member ``pm1``) and fire station (member ``fire1``),
+        created through the API by the manager; the members' accounts must exist."""
+        m = Role.MANAGER
+        prop = self.call("POST", "/api/gov/organisations", m, 201,
+                         json={"name": "物业", "kind": "property", "site": site,
+                               **property_fields})  # fmt: skip
+        fire = self.call("POST", "/api/gov/organisations", m, 201,
+                         json={"name": "消防站", "kind": "department", "department": "fire",
+                               "site": site})  # fmt: skip
+        for org, member in ((prop, "pm1"), (fire, "fire1")):
+            self.call("POST", f"/api/gov/organisations/{org['id']}/members", m, 201,
+                      json={"username": member})  # fmt: skip
+        return prop, fire
+
     def step(self) -> list[Due]:
         """One pass of the deadline loop at the fake clock's time."""
         loop: DeadlineLoop = self.cloud.app.state.gov_deadlines

@@ -44,15 +44,7 @@ def test_incident_changes_reach_those_who_may_see_them(gov_app: GovApp) -> None:
     for name, role in [("res1", Role.RESIDENT), ("res2", Role.RESIDENT), ("pm1", Role.RESPONDER),
                        ("other1", Role.RESPONDER), ("fire1", Role.RESPONDER)]:  # fmt: skip
         g.user(name, role)
-    prop = g.call("POST", "/api/gov/organisations", M, 201,
-                  json={"name": "物业", "name_en": "Property", "kind": "property",
-                        "site": SITE})  # fmt: skip
-    fire = g.call("POST", "/api/gov/organisations", M, 201,
-                  json={"name": "消防站", "kind": "department", "department": "fire",
-                        "site": SITE})  # fmt: skip
-    g.call("POST", f"/api/gov/organisations/{prop['id']}/members", M, 201, json={"username": "pm1"})
-    g.call("POST", f"/api/gov/organisations/{fire['id']}/members", M, 201,
-           json={"username": "fire1"})  # fmt: skip
+    prop, _ = g.property_and_fire(SITE, name_en="Property")
     who = ["manager", "res1", "res2", "pm1", "other1", "fire1", "viewer"]
     with ExitStack() as stack:
         ws = {

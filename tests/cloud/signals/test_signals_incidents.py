@@ -70,14 +70,7 @@ def test_changes_from_another_process_reach_the_stream(gov_app: GovApp) -> None:
     for name, role in [("res1", Role.RESIDENT), ("pm1", Role.RESPONDER),
                        ("other1", Role.RESPONDER), ("fire1", Role.RESPONDER)]:  # fmt: skip
         g.user(name, role)
-    prop = g.call("POST", "/api/gov/organisations", M, 201,
-                  json={"name": "物业", "kind": "property", "site": SITE})  # fmt: skip
-    fire = g.call("POST", "/api/gov/organisations", M, 201,
-                  json={"name": "消防站", "kind": "department", "department": "fire",
-                        "site": SITE})  # fmt: skip
-    g.call("POST", f"/api/gov/organisations/{prop['id']}/members", M, 201, json={"username": "pm1"})
-    g.call("POST", f"/api/gov/organisations/{fire['id']}/members", M, 201,
-           json={"username": "fire1"})  # fmt: skip
+    prop, fire = g.property_and_fire(SITE)
     live: LiveIncidents = g.cloud.app.state.gov_live
     engine: Engine = g.cloud.app.state.engine
     who = ["manager", "res1", "pm1", "other1", "fire1"]
