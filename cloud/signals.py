@@ -268,7 +268,11 @@ async def _listen_pg(
 
 
 class _Poller:
-    """One SQLite connection of its own (``PRAGMA data_version`` is per connection)."""
+    """One SQLite connection of its own (``PRAGMA data_version`` is per connection).
+
+    Its methods run in worker threads, and cancelling the ``await`` of one does not stop its
+    thread: a lock makes :meth:`close` wait for a call still running (closing a SQLite
+    connection another thread is using crashes the process)."""
 
     def __init__(self, engine: Engine, channels: Sequence[str], ignore_own: bool) -> None:
         self.db = database_key(engine)
@@ -277,16 +281,23 @@ class _Poller:
         self.conn = engine.connect()
         self.version: int | None = None
         self.seen: dict[str, int] = {}
+        self._using = threading.Lock()
 
     def close(self) -> None:
-        self.conn.close()
+        with self._using:
+            self.conn.close()
 
     def start(self) -> None:
-        self.version = self._data_version()
-        self.seen = self._counters()
+        with self._using:
+            self.version = self._data_version()
+            self.seen = self._counters()
 
     def changed(self) -> list[str]:
         """The channels other processes (or this one, if not ignored) changed since last time."""
+        with self._using:
+            return self._changed()
+
+    def _changed(self) -> list[str]:
         version = self._data_version()
         if version == self.version:
             return []
