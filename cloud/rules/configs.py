@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.commands.publisher import Publisher, PublishQueueFull
@@ -38,11 +39,23 @@ class ConfigPusher:
         """The GatewayConfig for an approved gateway (recording a new version if the rules
         changed); None for a gateway that is unknown or not approved."""
         now = datetime.now(UTC)
+        try:
+            version = self._record(site, gateway, now)
+        except IntegrityError:
+            # Another cloud process (e.g. `--role rules` beside `--role ingest`) recorded this
+            # gateway's first version at the same moment: its row is there now, so read it.
+            version = self._record(site, gateway, now)
+        if version is None:
+            return None
+        return GatewayConfig(version=version, issued_at=now, rules=self.edge_rules.to_config())
+
+    def _record(self, site: str, gateway: str, now: datetime) -> int | None:
         with self.sessions.begin() as db:
             known = db.get(Gateway, (site, gateway))
             if known is None or known.approval != Approval.APPROVED.value:
                 return None
-            row = db.get(GatewayConfigRow, (site, gateway))
+            # Locked (PostgreSQL) so two processes with new rules bump the version once each.
+            row = db.get(GatewayConfigRow, (site, gateway), with_for_update=True)
             if row is None:
                 row = GatewayConfigRow(
                     site=site, gateway=gateway, version=1, fingerprint=self.fingerprint
@@ -52,8 +65,7 @@ class ConfigPusher:
                 row.version += 1
                 row.fingerprint = self.fingerprint
             row.published_at = now
-            version = row.version
-        return GatewayConfig(version=version, issued_at=now, rules=self.edge_rules.to_config())
+            return row.version
 
     async def push(self, site: str, gateway: str) -> None:
         config = await asyncio.to_thread(self.config_for, site, gateway)

@@ -180,7 +180,13 @@
         : G.problem(error);
       if (errorBox) {
         errorBox.textContent = text;
-        if (action === "close") Object.assign(draft, { closeError: text, closeErrorState: errorBox.dataset.state });
+        if (action === "close") {
+          Object.assign(draft, { closeError: text, closeErrorState: errorBox.dataset.state });
+          // A live refresh may have re-rendered the detail while the request was out: errorBox is
+          // then detached, and the refusal belongs in the box on screen (same incident, same state).
+          const shown = $("close-error");
+          if (shown && shown !== errorBox && draft.id === id && shown.dataset.state === draft.closeErrorState) shown.textContent = text;
+        }
       }
       toast(text, "error");
     }
