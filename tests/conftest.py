@@ -25,6 +25,19 @@ CHROMIUM = os.environ.get("LINLI_CHROMIUM", "/usr/bin/chromium")
 _db_counter = itertools.count()
 
 
+SCREEN_WAIT_MS = 15_000
+"""How long a Playwright ``expect`` waits for a screen to show what it must (default 5 s). A
+correct screen gets there at once; the margin is for three test workers sharing two cores with
+Chromium, uvicorn and the databases, where a live refresh can take seconds. A screen that never
+gets there still fails."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=SCREEN_WAIT_MS)
+
+
 def _require(exc: ServiceUnavailable) -> None:
     # Under CI (and make test, which installs them) a missing server is a failure, never a skip.
     pytest.fail(f"{exc}. Run 'make test', which installs the test services.", pytrace=False)

@@ -27,13 +27,10 @@ comes back.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import threading
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -41,18 +38,16 @@ from cloud import signals
 from cloud.governance.access import SEE_ALL
 from cloud.governance.tables import Incident, IncidentEvent, OrgMember, Whistle
 from cloud.notify.hub import Hub
+from cloud.row_signals import RowSignals, Tracked, ids_of
 
 log = logging.getLogger(__name__)
 
 KIND = "incident"
 _TOUCHED = "linli.gov.touched"
 _READY = "linli.gov.events"
-_LINES = "linli.gov.lines"
 CHANNEL = "linli_incident"
 LINES_PER_SIGNAL = 500
 """Timeline line ids per PostgreSQL notification (its payload must stay under 8000 bytes)."""
-OWN_KEPT = 10_000
-"""Own timeline line ids remembered (to skip when their signal comes back)."""
 _SEE_ALL = sorted(role.value for role in SEE_ALL)
 
 
@@ -105,47 +100,36 @@ class LiveIncidents:
         self.published = 0
         self.heard = 0
         """Events published for changes committed elsewhere."""
-        self.failures = 0
-        self._own: set[int] = set()
-        """Timeline lines this app's sessions are committing or committed (under ``_lock``)."""
-        self._lock = threading.Lock()
+        self._failures = 0
+        self.lines = RowSignals(
+            [Tracked(IncidentEvent, CHANNEL, LINES_PER_SIGNAL)], name="incident-lines"
+        )
+        """This app's timeline lines, announced to the other processes and skipped when their
+        signal comes back."""
         self._mark = 0
         """The last timeline line seen by :meth:`follow` (SQLite: where the next read starts)."""
 
+    @property
+    def failures(self) -> int:
+        return self._failures + self.lines.failures
+
     def install(self, sessions: sessionmaker[Session]) -> None:
-        event.listen(sessions, "pending_to_persistent", self._written)
+        self.lines.install(sessions)
         event.listen(sessions, "before_commit", self._before_commit)
         event.listen(sessions, "after_commit", self._after_commit)
         event.listen(sessions, "after_soft_rollback", self._after_rollback)
 
     # -- this app's own changes ----------------------------------------------------------------
-    @staticmethod
-    def _written(db: Session, instance: object) -> None:
-        if isinstance(instance, IncidentEvent):
-            db.info.setdefault(_LINES, []).append((instance, instance.id))
-
     def _before_commit(self, db: Session) -> None:
         if db.get_nested_transaction() is not None:
             return  # a savepoint is released: wait for the transaction itself
         changed = _changed(db.info.pop(_TOUCHED, []))
-        # Lines of a rolled-back savepoint are no longer persistent: they never happened.
-        lines = sorted(i for line, i in db.info.get(_LINES, ()) if inspect(line).persistent)
-        if lines:
-            with self._lock:
-                self._own.update(lines)  # before the signal can come back
-            try:
-                for start in range(0, len(lines), LINES_PER_SIGNAL):
-                    chunk = lines[start : start + LINES_PER_SIGNAL]
-                    signals.announce(db, CHANNEL, json.dumps(chunk))
-            except SQLAlchemyError as exc:  # the change itself must still commit
-                self.failures += 1
-                log.error("incident lines %s: no signal for other processes: %s", lines, exc)
         if not changed:
             return
         try:
             events = [incident_event(db, i, a) for i, a in sorted(changed.items())]
         except SQLAlchemyError as exc:  # the change itself must still commit
-            self.failures += 1
+            self._failures += 1
             log.error("incidents %s: live events not built: %s", sorted(changed), exc)
             return
         db.info.setdefault(_READY, []).extend(e for e in events if e is not None)
@@ -159,8 +143,6 @@ class LiveIncidents:
                 for t in db.info.get(_TOUCHED, [])
             ]
             return
-        if db.info.pop(_LINES, None):
-            self._forget_old()
         for item in db.info.pop(_READY, []):
             self.hub.publish(item)
             self.published += 1
@@ -169,17 +151,9 @@ class LiveIncidents:
         if previous.parent is None:  # the whole transaction: its changes never happened
             db.info.pop(_TOUCHED, None)
             db.info.pop(_READY, None)
-            lines: list[tuple[IncidentEvent, int]] = db.info.pop(_LINES, [])
-            with self._lock:  # their ids may be another writer's next
-                self._own.difference_update(i for _, i in lines)
         elif previous.nested:  # a savepoint: what happened inside it did not
             kept = [t for t in db.info.get(_TOUCHED, []) if t[0] is not previous]
             db.info[_TOUCHED] = kept
-
-    def _forget_old(self) -> None:
-        with self._lock:
-            if len(self._own) > OWN_KEPT:
-                self._own.difference_update(sorted(self._own)[: OWN_KEPT // 2])
 
     # -- changes committed elsewhere -----------------------------------------------------------
     async def follow(self, sessions: sessionmaker[Session]) -> None:
@@ -197,15 +171,14 @@ class LiveIncidents:
         )
 
     def _failed(self, exc: SQLAlchemyError) -> None:
-        self.failures += 1
+        self._failures += 1
         log.warning("incident changes from elsewhere not published: %s", exc)
 
     def _catch_up(self, sessions: sessionmaker[Session], heard: list[str | None]) -> None:
         """Publish the incidents of the timeline lines named in ``heard`` (PostgreSQL) or, for
         a ``None``, of every line after the mark — leaving out this app's own lines."""
-        named = {i for p in heard if p is not None for i in _line_ids(p)}
-        with self._lock:
-            own = set(self._own)
+        named = {i for p in heard if p is not None for i in ids_of(p, int, CHANNEL)}
+        own = self.lines.own(CHANNEL)
         wanted = named - own
         if not wanted and None not in heard:
             self._mark = max(self._mark, *named) if named else self._mark
@@ -227,17 +200,6 @@ class LiveIncidents:
             if item is not None:
                 self.hub.publish(item)
                 self.heard += 1
-
-
-def _line_ids(payload: str) -> Iterable[int]:
-    try:
-        ids = json.loads(payload)
-    except ValueError:
-        ids = None
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        log.warning("incident signal with a bad payload ignored: %.200r", payload)
-        return ()
-    return ids
 
 
 def _last_line(sessions: sessionmaker[Session]) -> int:

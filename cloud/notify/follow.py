@@ -38,15 +38,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import InstanceState, Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import signals
 from cloud.alerts.states import Transition
@@ -55,6 +54,7 @@ from cloud.alerts.views import AlertOut, live_event
 from cloud.notify.channels import Notice
 from cloud.notify.dispatcher import PERSONAL
 from cloud.notify.hub import Hub
+from cloud.row_signals import RowSignals, Tracked, ids_of
 from cloud.storage.tables import AccessEventRow, StoredEnvelope
 from protocols.messages import AccessEvent
 
@@ -80,12 +80,8 @@ CATCH_UP = 200
 """Rows per table published at most for one "changed, not known what" (SQLite, reconnects)."""
 OUTGOING_KEPT = 10_000
 """Access msg_ids waiting for their signal at most (the database is slow or down)."""
-OWN_KEPT = 10_000
-"""Ids remembered per kind as already on this hub (to skip when their signal comes back)."""
-_LINES = "linli.live.lines"
 _ALERT_LINES = frozenset(CHANGES)
 _T = TypeVar("_T")
-_I = TypeVar("_I", int, str)
 
 
 class LiveShare:
@@ -98,11 +94,17 @@ class LiveShare:
         """The sites whose access events this process's own rules runner publishes."""
         self.heard = 0
         """Events published for changes made elsewhere."""
-        self.failures = 0
+        self._failures = 0
         self.dropped = 0
         """Rows left out by a bounded catch-up."""
-        self._lock = threading.Lock()
-        self._done: dict[str, set[Any]] = {ALERTS: set(), NOTES: set(), ACCESS: set()}
+        self.rows = RowSignals(
+            [
+                Tracked(AlertEvent, ALERTS, IDS_PER_SIGNAL[ALERTS], _is_alert_line),
+                Tracked(Notification, NOTES, IDS_PER_SIGNAL[NOTES]),
+            ],
+            name="live",
+            also=[ACCESS],
+        )
         """What is on this hub already — this app's own and what :meth:`follow` published:
         alert lines and notifications (row ids), access events (msg_ids)."""
         self._marks = {ALERTS: 0, ACCESS: 0, NOTES: 0}
@@ -110,59 +112,22 @@ class LiveShare:
         """Access events published here whose signal is not sent yet."""
         self._wake = asyncio.Event()
 
+    @property
+    def failures(self) -> int:
+        return self._failures + self.rows.failures
+
     def install(self, sessions: sessionmaker[Session]) -> None:
-        event.listen(sessions, "pending_to_persistent", self._written)
-        event.listen(sessions, "before_commit", self._before_commit)
-        event.listen(sessions, "after_soft_rollback", self._after_rollback)
+        self.rows.install(sessions)
 
     # -- this app's own changes ----------------------------------------------------------------
-    @staticmethod
-    def _written(db: Session, instance: object) -> None:
-        if isinstance(instance, AlertEvent) and instance.kind in _ALERT_LINES:
-            db.info.setdefault(_LINES, []).append((ALERTS, instance))
-        elif isinstance(instance, Notification):
-            db.info.setdefault(_LINES, []).append((NOTES, instance))
-
-    def _before_commit(self, db: Session) -> None:
-        if db.get_nested_transaction() is not None:
-            return  # a savepoint is released: wait for the transaction itself
-        if any(isinstance(row, AlertEvent | Notification) for row in db.new):
-            db.flush()  # their ids (the commit would flush them only after this hook)
-        # Rows of a rolled-back savepoint are no longer persistent: they never happened.
-        written: list[tuple[str, AlertEvent | Notification]] = db.info.pop(_LINES, [])
-        for channel in (ALERTS, NOTES):
-            ids = sorted(r.id for c, r in written if c == channel and _kept(r))
-            if ids:
-                self._announce(db, channel, ids)
-
-    def _announce(self, db: Session, channel: str, ids: list[int]) -> None:
-        self._remember(channel, ids)  # before the signal can come back
-        try:
-            for chunk in _chunks(ids, IDS_PER_SIGNAL[channel]):
-                signals.announce(db, channel, json.dumps(chunk))
-        except SQLAlchemyError as exc:  # the change itself must still commit
-            self.failures += 1
-            log.error("%s rows %s: no signal for other processes: %s", channel, ids, exc)
-
-    def _after_rollback(self, db: Session, previous: SessionTransaction) -> None:
-        if previous.parent is None:  # the whole transaction: its lines never happened
-            db.info.pop(_LINES, None)
-
-    def _remember(self, channel: str, ids: Iterable[Any]) -> None:
-        with self._lock:
-            done = self._done[channel]
-            done.update(ids)
-            if len(done) > OWN_KEPT:
-                done.difference_update(sorted(done)[: OWN_KEPT // 2])
-
     def access_published(self, msg_ids: Sequence[str]) -> None:
         """The rules runner published these access events on this hub: tell the other processes
         (:meth:`follow` sends the signal; the runner never waits for the database here)."""
         if not msg_ids:
             return
-        self._remember(ACCESS, msg_ids)
+        self.rows.remember(ACCESS, msg_ids)
         if len(self._outgoing) + len(msg_ids) > OUTGOING_KEPT:
-            self.failures += 1
+            self._failures += 1
             log.warning("access events %s: signal queue full, other processes not told", msg_ids)
             return
         self._outgoing.extend(msg_ids)
@@ -176,7 +141,7 @@ class LiveShare:
             try:
                 await asyncio.to_thread(announce_access, engine, msg_ids)
             except SQLAlchemyError as exc:  # they still went to this process's screens
-                self.failures += 1
+                self._failures += 1
                 log.warning("access events %s: no signal for other processes: %s", msg_ids, exc)
 
     # -- changes made elsewhere ----------------------------------------------------------------
@@ -199,7 +164,7 @@ class LiveShare:
             await asyncio.gather(sender, return_exceptions=True)
 
     def _failed(self, exc: SQLAlchemyError) -> None:
-        self.failures += 1
+        self._failures += 1
         log.warning("live events from elsewhere not published: %s", exc)
 
     def _catch_up(
@@ -221,9 +186,8 @@ class LiveShare:
             self.heard += 1
 
     def _alert_events(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
-        named = {i for p in payloads if p is not None for i in _ids(p, int)}
-        with self._lock:
-            own = set(self._done[ALERTS])
+        named = {i for p in payloads if p is not None for i in ids_of(p, int, ALERTS)}
+        own = self.rows.own(ALERTS)
         query = (
             select(AlertEvent.id, AlertEvent.alert_id, AlertEvent.kind)
             .where(AlertEvent.kind.in_(_ALERT_LINES))
@@ -240,13 +204,12 @@ class LiveShare:
             alert = db.get(Alert, alert_id) if line not in own else None
             if alert is not None:
                 events.append(live_event(AlertOut.of(alert), CHANGES[kind]))
-        self._remember(ALERTS, (line for line, _, _ in rows))
+        self.rows.remember(ALERTS, (line for line, _, _ in rows))
         return events
 
     def _access_events(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
-        named = {i for p in payloads if p is not None for i in _ids(p, str)}
-        with self._lock:
-            own = set(self._done[ACCESS])
+        named = {i for p in payloads if p is not None for i in ids_of(p, str, ACCESS)}
+        own = self.rows.own(ACCESS)
         query = select(AccessEventRow, StoredEnvelope.boot_id, StoredEnvelope.seq).join(
             StoredEnvelope, StoredEnvelope.msg_id == AccessEventRow.msg_id
         )
@@ -265,13 +228,12 @@ class LiveShare:
             built = access_event_of(row, boot_id, seq)
             if built is not None:
                 events.append(built)
-        self._remember(ACCESS, (row.msg_id for row, _, _ in rows))
+        self.rows.remember(ACCESS, (row.msg_id for row, _, _ in rows))
         return events
 
     def _notifications(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
-        named = {i for p in payloads if p is not None for i in _ids(p, int)}
-        with self._lock:
-            own = set(self._done[NOTES])
+        named = {i for p in payloads if p is not None for i in ids_of(p, int, NOTES)}
+        own = self.rows.own(NOTES)
         query = select(Notification).order_by(Notification.id)
         rows: list[Notification] = []
         if named - own:
@@ -284,7 +246,7 @@ class LiveShare:
         for row in sorted({r.id: r for r in rows if r.id not in own}.values(), key=_row_id):
             key = (row.ts, row.alert_id, row.reason, row.title_en, row.role == PERSONAL)
             told.setdefault(key, []).append(row)  # one notice, one row per recipient
-        self._remember(NOTES, (row.id for row in rows))
+        self.rows.remember(NOTES, (row.id for row in rows))
         return [notification_event(db, same) for same in told.values()]
 
     def _after_mark(self, db: Session, channel: str, query: Any) -> list[Any]:
@@ -350,9 +312,8 @@ def notification_event(db: Session, rows: list[Notification]) -> dict[str, Any]:
     return {"type": "notification", **audience, "notice": notice.model_dump(mode="json")}
 
 
-def _kept(row: AlertEvent | Notification) -> bool:
-    state: InstanceState[Any] = inspect(row)
-    return state.persistent
+def _is_alert_line(row: AlertEvent) -> bool:
+    return row.kind in _ALERT_LINES
 
 
 def _row_id(row: Notification) -> int:
@@ -366,17 +327,6 @@ def _first_id(row: tuple[AccessEventRow, str, int]) -> int:
 def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _ids(payload: str, kind: type[_I]) -> list[_I]:
-    try:
-        ids = json.loads(payload)
-    except ValueError:
-        ids = None
-    if not isinstance(ids, list) or not all(type(i) is kind for i in ids):
-        log.warning("live signal with a bad payload ignored: %.200r", payload)
-        return []
-    return ids
 
 
 def _last_rows(sessions: sessionmaker[Session]) -> dict[str, int]:
