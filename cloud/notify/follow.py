@@ -11,9 +11,13 @@ event is shipped through a signal:
   the alert's audit trail (``alert_events``). A transaction of this app's sessions that wrote
   such lines announces their ids; :meth:`LiveShare.follow` in the other processes re-reads the
   lines and publishes ``live_event(alert as it is now, change)`` — the event the writer
-  published. Lines of other kinds (``notified``, ``severity``) are not events. An alert that
-  only *repeated* (count and last seen bumped) writes no line: other processes do not hear of
-  it (their screens see the count at their next poll).
+  published. Lines of other kinds (``notified``, ``severity``) are not events.
+* **alert repeats** (channel ``linli_alert_repeat``): an alert that only *repeated* (count and
+  last seen bumped) writes no line; a transaction that bumped counts announces those alerts'
+  ids (not those that also got a line of a change: that line's event carries the count). The
+  other processes publish ``live_event(alert, "repeated")`` for each named alert whose count
+  is above the one they last published — on SQLite (no ids), for each *active* alert whose
+  count grew. Counts this app published (or bumped) are remembered, so a repeat is told once.
 * **access events** (channel ``linli_access``): the rules runner publishes the access events of
   its sites and hands their ``msg_id``\\ s to :meth:`LiveShare.access_published` (it never
   waits: :meth:`LiveShare.follow` sends the signal); other processes rebuild the same event
@@ -38,14 +42,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import event, func, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from cloud import signals
 from cloud.alerts.states import Transition
@@ -63,7 +68,8 @@ log = logging.getLogger(__name__)
 ALERTS = "linli_alert"
 ACCESS = "linli_access"
 NOTES = "linli_notice"
-CHANNELS = (ALERTS, ACCESS, NOTES)
+REPEATS = "linli_alert_repeat"
+CHANNELS = (ALERTS, ACCESS, NOTES, REPEATS)
 CHANGES: dict[str, str] = {
     "raised": "created",
     "reopened": "reopened",
@@ -73,7 +79,7 @@ CHANGES: dict[str, str] = {
     **{t.value: t.value for t in Transition if t is not Transition.ESCALATE},  # escalated
 }
 """Audit-trail line kind → the ``change`` of the live event published with it."""
-IDS_PER_SIGNAL = {ALERTS: 500, NOTES: 500, ACCESS: 80}
+IDS_PER_SIGNAL = {ALERTS: 500, NOTES: 500, ACCESS: 80, REPEATS: 500}
 """Ids per PostgreSQL notification (its payload stays under 8000 bytes): alert lines,
 notifications (row ids), access events (msg_ids)."""
 CATCH_UP = 200
@@ -81,6 +87,9 @@ CATCH_UP = 200
 OUTGOING_KEPT = 10_000
 """Access msg_ids waiting for their signal at most (the database is slow or down)."""
 _ALERT_LINES = frozenset(CHANGES)
+_REPEATED = "linli.live.repeated"
+COUNTS_KEPT = 10_000
+"""Alert counts remembered at most (the active alerts', to tell a repeat from none)."""
 _T = TypeVar("_T")
 
 
@@ -108,6 +117,9 @@ class LiveShare:
         """What is on this hub already — this app's own and what :meth:`follow` published:
         alert lines and notifications (row ids), access events (msg_ids)."""
         self._marks = {ALERTS: 0, ACCESS: 0, NOTES: 0}
+        self._lock = threading.Lock()
+        self._counts: dict[int, int] = {}
+        """Alert id → the count last published for it here (own repeats included)."""
         self._outgoing: list[str] = []
         """Access events published here whose signal is not sent yet."""
         self._wake = asyncio.Event()
@@ -118,8 +130,43 @@ class LiveShare:
 
     def install(self, sessions: sessionmaker[Session]) -> None:
         self.rows.install(sessions)
+        event.listen(sessions, "after_flush", self._flushed)
+        event.listen(sessions, "before_commit", self._before_commit)
+        event.listen(sessions, "after_soft_rollback", self._after_rollback)
 
     # -- this app's own changes ----------------------------------------------------------------
+    @staticmethod
+    def _flushed(db: Session, _: object) -> None:
+        """Note the alerts whose count this flush bumped (a repeat), and those that also got
+        an audit line of a change (that line's event tells the other processes already)."""
+        repeated, lined = db.info.setdefault(_REPEATED, ({}, set()))
+        for row in db.dirty:
+            if isinstance(row, Alert) and inspect(row).attrs.count.history.has_changes():
+                repeated[row.id] = row.count
+        for row in db.new:
+            if isinstance(row, AlertEvent) and row.kind in _ALERT_LINES:
+                lined.add(row.alert_id)
+
+    def _before_commit(self, db: Session) -> None:
+        if db.get_nested_transaction() is not None:
+            return  # a savepoint is released: wait for the transaction itself
+        repeated, lined = db.info.pop(_REPEATED, ({}, set()))
+        ids = sorted(set(repeated) - lined)
+        if not ids:
+            return
+        self._counted({i: repeated[i] for i in ids})
+        try:
+            for chunk in _chunks(ids, IDS_PER_SIGNAL[REPEATS]):
+                signals.announce(db, REPEATS, json.dumps(chunk))
+        except SQLAlchemyError as exc:  # the repeat itself must still commit
+            self._failures += 1
+            log.error("alert repeats %s: no signal for other processes: %s", ids, exc)
+
+    @staticmethod
+    def _after_rollback(db: Session, previous: SessionTransaction) -> None:
+        if previous.parent is None:
+            db.info.pop(_REPEATED, None)
+
     def access_published(self, msg_ids: Sequence[str]) -> None:
         """The rules runner published these access events on this hub: tell the other processes
         (:meth:`follow` sends the signal; the runner never waits for the database here)."""
@@ -150,6 +197,7 @@ class LiveShare:
         send this one's access signals), until cancelled."""
         engine = sessions.kw["bind"]
         self._marks = await asyncio.to_thread(_last_rows, sessions)
+        self._counted(await asyncio.to_thread(_active_counts, sessions))
         sender = asyncio.create_task(self._send_access(engine), name="live-access-signals")
         try:
             await signals.follow(
@@ -176,6 +224,7 @@ class LiveShare:
                 ALERTS: self._alert_events,
                 ACCESS: self._access_events,
                 NOTES: self._notifications,
+                REPEATS: self._repeats,  # after ALERTS: an alert's new event carries its count
             }
             for channel, read in readers.items():
                 payloads = [p for c, p in heard if c == channel]
@@ -204,6 +253,7 @@ class LiveShare:
             alert = db.get(Alert, alert_id) if line not in own else None
             if alert is not None:
                 events.append(live_event(AlertOut.of(alert), CHANGES[kind]))
+                self._counted({alert.id: alert.count})
         self.rows.remember(ALERTS, (line for line, _, _ in rows))
         return events
 
@@ -248,6 +298,38 @@ class LiveShare:
             told.setdefault(key, []).append(row)  # one notice, one row per recipient
         self.rows.remember(NOTES, (row.id for row in rows))
         return [notification_event(db, same) for same in told.values()]
+
+    def _repeats(self, db: Session, payloads: list[str | None]) -> list[dict[str, Any]]:
+        """``repeated`` events of the alerts whose count grew: those named (PostgreSQL) or,
+        for a ``None``, the active alerts whose count is above the one last published here."""
+        named = {i for p in payloads if p is not None for i in ids_of(p, int, REPEATS)}
+        with self._lock:
+            known = dict(self._counts)
+        grown = set(named)
+        if None in payloads:
+            active = db.execute(
+                select(Alert.id, Alert.count).where(Alert.active_key.is_not(None))
+            ).all()
+            # Unknown here: an alert raised here or one whose "created" passed by; a repeat
+            # makes its count 2 or more.
+            grown.update(i for i, count in active if count > known.get(i, 1))
+        if len(grown) > CATCH_UP:
+            self.dropped += 1
+            log.warning("%d alert repeats at once: not replayed", len(grown))
+            grown = set()
+        events = []
+        for alert in db.scalars(select(Alert).where(Alert.id.in_(sorted(grown)))):
+            if alert.count > known.get(alert.id, 0):
+                events.append(live_event(AlertOut.of(alert), "repeated"))
+            self._counted({alert.id: alert.count})
+        return events
+
+    def _counted(self, counts: dict[int, int]) -> None:
+        with self._lock:
+            self._counts.update(counts)
+            if len(self._counts) > COUNTS_KEPT:
+                for i in sorted(self._counts)[: COUNTS_KEPT // 2]:
+                    del self._counts[i]
 
     def _after_mark(self, db: Session, channel: str, query: Any) -> list[Any]:
         """The rows after the mark, the newest :data:`CATCH_UP` of them at most."""
@@ -336,6 +418,12 @@ def _last_rows(sessions: sessionmaker[Session]) -> dict[str, int]:
             ACCESS: int(db.scalar(select(func.max(AccessEventRow.id))) or 0),
             NOTES: int(db.scalar(select(func.max(Notification.id))) or 0),
         }
+
+
+def _active_counts(sessions: sessionmaker[Session]) -> dict[int, int]:
+    with sessions() as db:
+        rows = db.execute(select(Alert.id, Alert.count).where(Alert.active_key.is_not(None)))
+        return {alert_id: count for alert_id, count in rows}
 
 
 def install(

@@ -57,6 +57,16 @@ if step == "raise":
         service.raise_alert(db, service.RaiseSpec(site=site, rule_id="gas", subject="never",
                             severity=Severity.MAJOR, title_en="x", title_zh="x", ts=now), now)
         db.rollback()
+elif step in ("repeat", "reraise"):  # the smoke alert raised again (a reraise: cleared first)
+    spec = service.RaiseSpec(site=site, rule_id="smoke", subject="b1-smoke",
+                             severity=Severity.CRITICAL, title_en="Smoke", title_zh="烟雾", ts=now)
+    with sessions() as db:
+        if step == "reraise":
+            assert service.clear_alert(db, site, "smoke", "b1-smoke", now, now) is not None
+            db.commit()
+        outcome = service.raise_alert(db, spec, now).outcome
+        assert outcome == {"repeat": "repeated", "reraise": "reraised"}[step], outcome
+        db.commit()
 elif step == "notify":  # the notifier's in-app channel (by role) and a personal notice
     async def notify() -> None:
         notifier = Notifier({"bell": InAppChannel(roles=("manager", "guard"))}, sessions, Hub())
