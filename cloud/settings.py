@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         description="split mode: directory of the raw log (None: beside a SQLite database "
         "file, else the working directory)",
     )
+    ingest_receiver_nice: int | None = Field(
+        None,
+        ge=-20,
+        le=19,
+        description="split mode: the receiver process's OS niceness (None: inherited; -5 "
+        "raises its priority on a busy host, needs root or CAP_SYS_NICE)",
+    )
     rules_enabled: bool = Field(True, description="Run the rules runner in this process")
     rule_files: tuple[Path, ...] = Field((), description="Rule packs loaded beside the default")
     default_pack: bool = Field(True, description="Load the shipped residential rule pack")

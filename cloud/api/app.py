@@ -174,6 +174,7 @@ def build_services(settings: Settings) -> Services:
                 queue_bound=settings.ingest_queue_bound,
                 mode=settings.ingest_mode,
                 rawlog_path=rawlog_path(settings),
+                receiver_nice=settings.ingest_receiver_nice,
             ),
             engine,
             reg,

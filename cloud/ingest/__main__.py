@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         help="split: a receiver process appends to a raw log and acks (docs/cloud-ingest.md)",
     )
     p.add_argument("--rawlog", type=Path, help="split mode: the raw log file (default: see docs)")
+    p.add_argument(
+        "--receiver-nice", type=int, help="split mode: the receiver's OS niceness (e.g. -5)"
+    )
     p.add_argument("--no-create-schema", action="store_true", help="do not migrate at start")
     return p
 
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             queue_bound=args.queue_bound,
             mode=args.mode,
             rawlog_path=args.rawlog or default_rawlog(args.client_id, args.db),
+            receiver_nice=args.receiver_nice,
         )
     except ValidationError as exc:
         print(f"bad ingest settings: {exc}")

@@ -143,6 +143,15 @@ class IngestConfig(BaseModel):
     rawlog_truncate_rows: int = Field(
         5000, ge=1, description="split mode: rows deleted below the mark per step, at most"
     )
+    receiver_nice: int | None = Field(
+        None,
+        ge=-20,
+        le=19,
+        description="split mode: the receiver process's OS niceness (None: inherited). A "
+        "negative value (higher priority, e.g. -5) keeps acknowledgements flowing on a busy "
+        "host; it needs root or CAP_SYS_NICE (without, the receiver says so and runs as it "
+        "is) and takes CPU from everything else on the host (docs/cloud-ingest.md)",
+    )
 
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> IngestConfig:
@@ -150,6 +159,8 @@ class IngestConfig(BaseModel):
             raise ValueError(
                 "shared_group needs protocol 5 (MQTT 3.1.1 has no shared subscriptions)"
             )
+        if self.receiver_nice is not None and self.mode != "split":
+            raise ValueError("receiver_nice applies to mode 'split' (there is no receiver)")
         if self.batch_size > self.queue_bound:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must not exceed queue_bound ({self.queue_bound})"

@@ -153,6 +153,26 @@ def _watch_parent(stop: threading.Event) -> None:
     stop.set()
 
 
+def set_niceness(nice: int | None) -> None:
+    """Run this process at niceness ``nice`` (None: as inherited). Not permitted (a negative
+    value without root or CAP_SYS_NICE) is said and the receiver runs as it is: acknowledging
+    at a lower priority beats not receiving at all."""
+    if nice is None:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except PermissionError as exc:
+        now = os.getpriority(os.PRIO_PROCESS, 0)
+        log.error(
+            "receiver_nice %d not set (%s): it needs root or CAP_SYS_NICE; running at niceness %d",
+            nice,
+            exc.strerror,
+            now,
+        )
+        return
+    log.info("receiver running at niceness %d", nice)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cloud.ingest.receive", description=__doc__)
     p.add_argument("--wake-fd", type=int, help="a pipe to write a byte to after each append")
@@ -174,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     threading.Thread(target=_watch_parent, args=(stop,), name="parent-watch", daemon=True).start()
+    set_niceness(config.receiver_nice)
     share_property_tables()
     process = ReceiverProcess(config, args.wake_fd)
     tune_gc()
