@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 OWN_KEPT = 10_000
 """Ids remembered per channel (the older half is dropped beyond; long since come back)."""
+LOOKBACK = 1000
+"""PostgreSQL, after a listener (re)connects: how far below the last id seen a follower looks
+for rows it has not published (see :func:`unseen`)."""
 
 
 def _always(_: Any) -> bool:
@@ -76,7 +79,8 @@ class RowSignals:
         event.listen(sessions, "after_soft_rollback", self._after_rollback)
 
     def own(self, channel: str) -> set[Any]:
-        """A copy of the ids this app committed (or published) on ``channel``."""
+        """A copy of the ids this app committed on ``channel``, and those a follower
+        remembered (published or skipped)."""
         with self._lock:
             return set(self._own[channel])
 
@@ -131,6 +135,30 @@ class RowSignals:
         db.info.pop(self._key, None)
         for channel, ids in db.info.pop(self._key + ".announced", []):
             self._forget(channel, ids)  # never committed: another writer may reuse the ids
+
+
+def unseen(
+    db: Session,
+    id_col: Any,
+    key_col: Any,
+    floor: int,
+    mark: int,
+    known: set[Any],
+    *where: Any,
+) -> list[Any]:
+    """The keys of rows with ids in ``(max(floor, mark - LOOKBACK), mark]`` not in ``known``.
+
+    On PostgreSQL an id is taken at insert and the row committed later, so a row can commit
+    after one with a higher id. Its signal names it and is heard — unless no listener was
+    connected then: a follower that reads "the rows after the last id seen" when it
+    reconnects would skip it for good. So after a reconnect it also looks a little below
+    (``floor``: the last id when it started, so nothing older is replayed) for rows it has
+    neither published nor skipped (``known``). ``where``: further conditions on the rows."""
+    low = max(floor, mark - LOOKBACK)
+    if low >= mark:
+        return []
+    rows = db.execute(select(id_col, key_col).where(id_col > low, id_col <= mark, *where)).all()
+    return [key for _, key in rows if key not in known]
 
 
 def _id(row: object) -> Any:

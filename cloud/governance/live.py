@@ -19,9 +19,10 @@ process grouping alerts into incidents and blowing whistles), or another app in 
 arrive through :mod:`cloud.signals` (channel ``linli_incident``): :meth:`LiveIncidents.follow`
 re-reads the timeline lines they wrote and publishes the same events, built here. On
 PostgreSQL the signal names the timeline lines (NOTIFY); on SQLite it says only that some were
-written (within ~0.5 s), and the lines after the last one seen are read. A change is published
-once per app: what its own sessions committed goes out directly and is skipped when its signal
-comes back.
+written (within ~0.5 s), and the lines after the last one seen are read (on PostgreSQL after a
+reconnect also those a little below it that committed late while no listener was connected:
+:func:`cloud.row_signals.unseen`). A change is published once per app: what its own sessions
+committed goes out directly and is skipped when its signal comes back.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from cloud import signals
 from cloud.governance.access import SEE_ALL
 from cloud.governance.tables import Incident, IncidentEvent, OrgMember, Whistle
 from cloud.notify.hub import Hub
-from cloud.row_signals import RowSignals, Tracked, ids_of
+from cloud.row_signals import RowSignals, Tracked, ids_of, unseen
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ class LiveIncidents:
         signal comes back."""
         self._mark = 0
         """The last timeline line seen by :meth:`follow` (SQLite: where the next read starts)."""
+        self._floor = 0
+        """The last line when :meth:`follow` started: nothing older is published."""
+        self._postgres = False
 
     @property
     def failures(self) -> int:
@@ -160,7 +164,8 @@ class LiveIncidents:
         """Publish incident changes committed by other processes (and other apps of this
         one) on the same database, until cancelled."""
         engine = sessions.kw["bind"]
-        self._mark = await asyncio.to_thread(_last_line, sessions)
+        self._mark = self._floor = await asyncio.to_thread(_last_line, sessions)
+        self._postgres = engine.dialect.name == "postgresql"
         await signals.follow(
             engine,
             [CHANNEL],
@@ -189,6 +194,10 @@ class LiveIncidents:
             if wanted:
                 rows += db.execute(query.where(IncidentEvent.id.in_(sorted(wanted)))).all()
             if None in heard:  # something changed, not known what: the lines after the mark
+                if self._postgres:  # (re)connected: and those committed late while away
+                    line_id = IncidentEvent.id
+                    missed = unseen(db, line_id, line_id, self._floor, self._mark, own)
+                    rows += db.execute(query.where(line_id.in_(missed))).all() if missed else []
                 rows += db.execute(query.where(IncidentEvent.id > self._mark)).all()
             changed: dict[int, list[str]] = {}
             for line, incident_id, action in sorted(set(rows)):
@@ -196,6 +205,7 @@ class LiveIncidents:
                     changed.setdefault(incident_id, []).append(action)
             events = [incident_event(db, i, a) for i, a in sorted(changed.items())]
         self._mark = max([self._mark, *named, *(line for line, _, _ in rows)])
+        self.lines.remember(CHANNEL, (line for line, _, _ in rows))  # not published twice
         for item in events:
             if item is not None:
                 self.hub.publish(item)

@@ -33,7 +33,9 @@ event is shipped through a signal:
 
 On PostgreSQL the signal names the rows; on SQLite it says only that some were written (within
 ~0.5 s), and the rows after the last one seen are read. After (re)connecting, at most
-:data:`CATCH_UP` rows per table are published — the screens are not replayed history. Events
+:data:`CATCH_UP` rows per table are published — the screens are not replayed history — and on
+PostgreSQL those a little below the last seen that committed late while no listener was
+connected (:func:`cloud.row_signals.unseen`). Events
 this app published itself are skipped when their signal comes back (remembered ids).
 """
 
@@ -59,7 +61,7 @@ from cloud.alerts.views import AlertOut, live_event
 from cloud.notify.channels import Notice
 from cloud.notify.dispatcher import PERSONAL
 from cloud.notify.hub import Hub
-from cloud.row_signals import RowSignals, Tracked, ids_of
+from cloud.row_signals import RowSignals, Tracked, ids_of, unseen
 from cloud.storage.tables import AccessEventRow, StoredEnvelope
 from protocols.messages import AccessEvent
 
@@ -117,6 +119,9 @@ class LiveShare:
         """What is on this hub already — this app's own and what :meth:`follow` published:
         alert lines and notifications (row ids), access events (msg_ids)."""
         self._marks = {ALERTS: 0, ACCESS: 0, NOTES: 0}
+        self._floors = dict(self._marks)
+        """The marks when :meth:`follow` started: nothing older is published."""
+        self._postgres = False
         self._lock = threading.Lock()
         self._counts: dict[int, int] = {}
         """Alert id → the count last published for it here (own repeats included)."""
@@ -197,6 +202,8 @@ class LiveShare:
         send this one's access signals), until cancelled."""
         engine = sessions.kw["bind"]
         self._marks = await asyncio.to_thread(_last_rows, sessions)
+        self._floors = dict(self._marks)
+        self._postgres = engine.dialect.name == "postgresql"
         self._counted(await asyncio.to_thread(_active_counts, sessions))
         sender = asyncio.create_task(self._send_access(engine), name="live-access-signals")
         try:
@@ -246,6 +253,9 @@ class LiveShare:
         if named - own:
             rows += db.execute(query.where(AlertEvent.id.in_(sorted(named - own)))).all()
         if None in payloads:
+            kinds = AlertEvent.kind.in_(_ALERT_LINES)
+            missed = self._unseen(db, ALERTS, AlertEvent.id, AlertEvent.id, own, kinds)
+            rows += db.execute(query.where(AlertEvent.id.in_(missed))).all() if missed else []
             rows += self._after_mark(db, ALERTS, query.where(AlertEvent.id > self._marks[ALERTS]))
         self._marks[ALERTS] = max([self._marks[ALERTS], *named, *(r[0] for r in rows)])
         events = []
@@ -268,6 +278,9 @@ class LiveShare:
             wanted = query.where(AccessEventRow.msg_id.in_(sorted(named - own)))
             rows += db.execute(wanted).all()
         if None in payloads:
+            missed = self._unseen(db, ACCESS, AccessEventRow.id, AccessEventRow.msg_id, own)
+            if missed:
+                rows += db.execute(query.where(AccessEventRow.msg_id.in_(missed))).all()
             after = query.where(AccessEventRow.id > self._marks[ACCESS])
             rows += self._after_mark(db, ACCESS, after.order_by(AccessEventRow.id))
         self._marks[ACCESS] = max([self._marks[ACCESS], *(r[0].id for r in rows)])
@@ -289,6 +302,8 @@ class LiveShare:
         if named - own:
             rows += db.scalars(query.where(Notification.id.in_(sorted(named - own))))
         if None in payloads:
+            missed = self._unseen(db, NOTES, Notification.id, Notification.id, own)
+            rows += db.scalars(query.where(Notification.id.in_(missed))) if missed else []
             after = query.where(Notification.id > self._marks[NOTES])
             rows += [r for (r,) in self._after_mark(db, NOTES, after)]
         self._marks[NOTES] = max([self._marks[NOTES], *named, *(r.id for r in rows)])
@@ -331,6 +346,23 @@ class LiveShare:
                 for i in sorted(self._counts)[: COUNTS_KEPT // 2]:
                     del self._counts[i]
 
+    def _unseen(
+        self, db: Session, channel: str, id_col: Any, key_col: Any, own: set[Any], *where: Any
+    ) -> list[Any]:
+        """PostgreSQL, after a (re)connect: rows a little below the mark that committed while
+        no listener was connected (:func:`cloud.row_signals.unseen`), :data:`CATCH_UP` at most.
+        (On SQLite a writer holds the database until it commits: ids commit in order.)"""
+        if not self._postgres:
+            return []
+        floor, mark = self._floors[channel], self._marks[channel]
+        missed = unseen(db, id_col, key_col, floor, mark, own, *where)
+        if len(missed) > CATCH_UP:
+            self.dropped += 1
+            log.warning("%s: %d rows missed while away: not replayed", channel, len(missed))
+            self.rows.remember(channel, missed)
+            return []
+        return missed
+
     def _after_mark(self, db: Session, channel: str, query: Any) -> list[Any]:
         """The rows after the mark, the newest :data:`CATCH_UP` of them at most."""
         rows = list(db.execute(query.limit(CATCH_UP + 1)).all())
@@ -342,6 +374,7 @@ class LiveShare:
                 "%s: more than %d rows since the last seen: not replayed", channel, CATCH_UP
             )
             self._marks[channel] = top
+            self._floors[channel] = top  # and not looked back at after a reconnect either
             return []
         return rows
 
