@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Three workers on two cores: most integration tests wait on brokers, databases and timers.
 # Every worker starts its own services on free ports. PYTEST_ARGS= runs serially.
-PYTEST_ARGS ?= -n 3
+PYTEST_ARGS ?= -n 3 --durations=25
 ONLY ?=
 
 .PHONY: demo test lint format bench schemas services clean help

@@ -48,7 +48,6 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -58,12 +57,11 @@ from cloud import signals
 from cloud.alerts.states import Transition
 from cloud.alerts.tables import Alert, AlertEvent, Notification
 from cloud.alerts.views import AlertOut, live_event
-from cloud.notify.channels import Notice
 from cloud.notify.dispatcher import PERSONAL
 from cloud.notify.hub import Hub
+from cloud.notify.live_events import access_event_of, notification_event
 from cloud.row_signals import RowSignals, Tracked, ids_of, unseen
 from cloud.storage.tables import AccessEventRow, StoredEnvelope
-from protocols.messages import AccessEvent
 
 log = logging.getLogger(__name__)
 
@@ -377,54 +375,6 @@ class LiveShare:
             self._floors[channel] = top  # and not looked back at after a reconnect either
             return []
         return rows
-
-
-def access_event_of(row: AccessEventRow, boot_id: str, seq: int) -> dict[str, Any] | None:
-    """The live event of a stored access event (as the rules runner publishes it)."""
-    fields = {
-        name: getattr(row, name)
-        for name in AccessEvent.model_fields
-        if name not in ("v", "boot_id", "seq") and hasattr(row, name)
-    }
-    try:
-        message = AccessEvent.model_validate({**fields, "boot_id": boot_id, "seq": seq})
-    except ValidationError as exc:
-        log.warning("access event %s not rebuilt: %s", row.msg_id, exc)
-        return None
-    return access_event(row.site, row.gateway, message)
-
-
-def access_event(site: str, gateway: str, message: AccessEvent) -> dict[str, Any]:
-    """The live-stream form of an access event."""
-    body = message.model_dump(mode="json", exclude_none=True)
-    return {"type": "access", "site": site, "gateway": gateway, "event": body}
-
-
-def notification_event(db: Session, rows: list[Notification]) -> dict[str, Any]:
-    """The live event of one notice stored for several recipients, as the stored rows (and
-    the alert they are about, as it is now) say it: the screens reload their list on it."""
-    row = rows[0]
-    alert = db.get(Alert, row.alert_id) if row.alert_id is not None else None
-    notice = Notice(
-        kind=row.reason,
-        alert_id=row.alert_id,
-        site=alert.site if alert else "",
-        rule_id=alert.rule_id if alert else "",
-        subject=alert.subject if alert else "",
-        severity=row.severity,
-        status=alert.status if alert else "",
-        title_en=row.title_en,
-        title_zh=row.title_zh,
-        tier=alert.escalation_tier if alert else 0,
-        zone=alert.zone if alert else None,
-        building=alert.building if alert else None,
-        ts=row.ts.isoformat(),
-        drill=bool(alert and alert.drill) or row.reason == "drill",
-    )
-    audience: dict[str, Any] = {"roles": [r.role for r in rows]}
-    if row.role == PERSONAL:
-        audience = {"roles": [], "users": [r.username for r in rows]}
-    return {"type": "notification", **audience, "notice": notice.model_dump(mode="json")}
 
 
 def _is_alert_line(row: AlertEvent) -> bool:

@@ -38,8 +38,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.commands import service as commands
 from cloud.ingest.models import StoredMessage
-from cloud.notify.follow import AccessHook, access_event
+from cloud.notify.follow import AccessHook
 from cloud.notify.hub import Hub
+from cloud.notify.live_events import access_event
 from cloud.rules.effects import Effects, RuleAction
 from cloud.rules.stored import Mark, take_mark
 from cloud.rules.tables import RuleStateRow
