@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from cloud import signals
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 OWN_KEPT = 10_000
 """Ids remembered per channel (the older half is dropped beyond; long since come back)."""
@@ -116,14 +117,18 @@ class RowSignals:
                 continue
             self.remember(t.channel, ids)  # before the signal can come back
             announced.append((t.channel, ids))
-            try:
-                for start in range(0, len(ids), t.per_signal):
-                    chunk = ids[start : start + t.per_signal]
-                    signals.announce(db, t.channel, json.dumps(chunk))
-            except SQLAlchemyError as exc:  # the change itself must still commit
-                self.failures += 1
-                log.error("%s rows %s: no signal for other processes: %s", t.channel, ids, exc)
+            self.announce(db, t.channel, ids, t.per_signal)
         db.info[self._key + ".announced"] = announced
+
+    def announce(self, db: Session, channel: str, ids: list[Any], per_signal: int) -> None:
+        """Announce ``ids`` on ``channel`` in ``db``'s transaction, ``per_signal`` per payload.
+        A failure is counted and logged: the change itself must still commit."""
+        try:
+            for chunk in chunks(ids, per_signal):
+                signals.announce(db, channel, json.dumps(chunk))
+        except SQLAlchemyError as exc:
+            self.failures += 1
+            log.error("%s rows %s: no signal for other processes: %s", channel, ids, exc)
 
     def _after_commit(self, db: Session) -> None:
         if db.get_nested_transaction() is None:
@@ -135,6 +140,12 @@ class RowSignals:
         db.info.pop(self._key, None)
         for channel, ids in db.info.pop(self._key + ".announced", []):
             self._forget(channel, ids)  # never committed: another writer may reuse the ids
+
+
+def chunks(items: Sequence[_T], size: int) -> Iterator[list[_T]]:
+    """``items`` in lists of ``size`` at most (one signal payload each)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def unseen(

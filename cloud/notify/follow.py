@@ -45,8 +45,8 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.engine import Engine
@@ -60,7 +60,7 @@ from cloud.alerts.views import AlertOut, live_event
 from cloud.notify.dispatcher import PERSONAL
 from cloud.notify.hub import Hub
 from cloud.notify.live_events import access_event_of, notification_event
-from cloud.row_signals import RowSignals, Tracked, ids_of, unseen
+from cloud.row_signals import RowSignals, Tracked, chunks, ids_of, unseen
 from cloud.storage.tables import AccessEventRow, StoredEnvelope
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,6 @@ _ALERT_LINES = frozenset(CHANGES)
 _REPEATED = "linli.live.repeated"
 COUNTS_KEPT = 10_000
 """Alert counts remembered at most (the active alerts', to tell a repeat from none)."""
-_T = TypeVar("_T")
 
 
 class LiveShare:
@@ -112,7 +111,7 @@ class LiveShare:
                 Tracked(Notification, NOTES, IDS_PER_SIGNAL[NOTES]),
             ],
             name="live",
-            also=[ACCESS],
+            also=[ACCESS, REPEATS],
         )
         """What is on this hub already — this app's own and what :meth:`follow` published:
         alert lines and notifications (row ids), access events (msg_ids)."""
@@ -142,13 +141,20 @@ class LiveShare:
     def _flushed(db: Session, _: object) -> None:
         """Note the alerts whose count this flush bumped (a repeat), and those that also got
         an audit line of a change (that line's event tells the other processes already)."""
-        repeated, lined = db.info.setdefault(_REPEATED, ({}, set()))
-        for row in db.dirty:
-            if isinstance(row, Alert) and inspect(row).attrs.count.history.has_changes():
-                repeated[row.id] = row.count
-        for row in db.new:
-            if isinstance(row, AlertEvent) and row.kind in _ALERT_LINES:
-                lined.add(row.alert_id)
+        counted = {
+            row.id: row.count
+            for row in db.dirty
+            if isinstance(row, Alert) and inspect(row).attrs.count.history.has_changes()
+        }
+        lined_now = {
+            row.alert_id
+            for row in db.new
+            if isinstance(row, AlertEvent) and row.kind in _ALERT_LINES
+        }
+        if counted or lined_now:  # most flushes note nothing (and leave the session as it is)
+            repeated, lined = db.info.setdefault(_REPEATED, ({}, set()))
+            repeated.update(counted)
+            lined.update(lined_now)
 
     def _before_commit(self, db: Session) -> None:
         if db.get_nested_transaction() is not None:
@@ -158,12 +164,7 @@ class LiveShare:
         if not ids:
             return
         self._counted({i: repeated[i] for i in ids})
-        try:
-            for chunk in _chunks(ids, IDS_PER_SIGNAL[REPEATS]):
-                signals.announce(db, REPEATS, json.dumps(chunk))
-        except SQLAlchemyError as exc:  # the repeat itself must still commit
-            self._failures += 1
-            log.error("alert repeats %s: no signal for other processes: %s", ids, exc)
+        self.rows.announce(db, REPEATS, ids, IDS_PER_SIGNAL[REPEATS])
 
     @staticmethod
     def _after_rollback(db: Session, previous: SessionTransaction) -> None:
@@ -389,11 +390,6 @@ def _first_id(row: tuple[AccessEventRow, str, int]) -> int:
     return row[0].id
 
 
-def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _last_rows(sessions: sessionmaker[Session]) -> dict[str, int]:
     with sessions() as db:
         return {
@@ -422,8 +418,8 @@ def install(
 def announce_access(engine: Engine, msg_ids: Sequence[str]) -> None:
     """Tell the other processes that the access events ``msg_ids`` were published (by a rules
     runner, on its hub): they publish them on theirs."""
-    chunks = _chunks(list(msg_ids), IDS_PER_SIGNAL[ACCESS])
-    signals.notify_now(engine, ACCESS, [json.dumps(c) for c in chunks])
+    payloads = [json.dumps(c) for c in chunks(msg_ids, IDS_PER_SIGNAL[ACCESS])]
+    signals.notify_now(engine, ACCESS, payloads)
 
 
 AccessHook = Callable[[Sequence[str]], None]

@@ -15,7 +15,7 @@ from cloud.auth.deps import Role
 from cloud.governance.live import LiveIncidents
 from tests.cloud.governance.conftest import GovApp, gov_app, make_cloud
 from tests.cloud.governance.test_gov_live import END, summary, until_end
-from tests.cloud.signals.conftest import run_elsewhere
+from tests.cloud.signals.conftest import run_elsewhere, wait_heard
 
 __all__ = ["gov_app", "make_cloud"]  # the real app on a database of the test's own
 SITE = "signals-site"
@@ -56,13 +56,6 @@ with sessions() as db:
 
 def rules_process(engine: Engine, *args: str) -> None:
     run_elsewhere(RULES_PROCESS, engine, *args)
-
-
-def wait_heard(live: LiveIncidents, count: int, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while live.heard < count:
-        assert time.monotonic() < deadline, f"{live.heard} of {count} changes heard"
-        time.sleep(0.05)
 
 
 def test_changes_from_another_process_reach_the_stream(gov_app: GovApp) -> None:

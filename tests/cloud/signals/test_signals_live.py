@@ -11,18 +11,16 @@ from contextlib import ExitStack
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from starlette.testclient import WebSocketTestSession
 
 from cloud.alerts.views import AlertOut
 from cloud.auth.deps import Role
 from cloud.notify.channels import notice_of
 from cloud.notify.follow import LiveShare
 from tests.cloud.api.conftest import Cloud, make_cloud
-from tests.cloud.signals.conftest import run_elsewhere
+from tests.cloud.signals.conftest import END, run_elsewhere, until_end, wait_heard
 
 __all__ = ["make_cloud"]  # the real app on a database of the test's own
 SITE = "live-site"
-END = {"type": "alert", "end": True}
 RULES_PROCESS = """
 import asyncio, sys
 from datetime import UTC, datetime
@@ -101,15 +99,6 @@ def rules_process(engine: Engine, *args: str) -> None:
     run_elsewhere(RULES_PROCESS, engine, *args)
 
 
-def until_end(ws: WebSocketTestSession) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    while True:
-        message: dict[str, Any] = ws.receive_json()
-        if message == END:
-            return seen
-        seen.append(message)
-
-
 def summary(events: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
     def one(e: dict[str, Any]) -> tuple[str, Any, Any]:
         if e["type"] == "alert":
@@ -119,13 +108,6 @@ def summary(events: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
         return (e["type"], e["event"]["door"], e["event"]["person_name"])
 
     return [one(e) for e in events]
-
-
-def wait_heard(share: LiveShare, count: int, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while share.heard < count:
-        assert time.monotonic() < deadline, f"{share.heard} of {count} events heard"
-        time.sleep(0.05)
 
 
 def test_alerts_and_access_events_from_another_process_reach_the_stream(

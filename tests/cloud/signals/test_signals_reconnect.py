@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 import pytest
 from sqlalchemy import text
@@ -30,9 +30,9 @@ from tests.cloud.api.conftest import Cloud, make_cloud
 from tests.cloud.governance.conftest import GovApp, gov_app
 from tests.cloud.signals import test_signals_incidents as other_incidents
 from tests.cloud.signals import test_signals_live as other_alerts
+from tests.cloud.signals.conftest import END, heard_on, until_end
 
 __all__ = ["gov_app", "make_cloud"]
-END = {"type": "alert", "end": True}
 
 
 @pytest.fixture
@@ -87,10 +87,7 @@ def test_an_alert_committed_late_while_the_listener_was_away_is_published(
     ) as ws:
         assert ws.receive_json()["type"] == "hello"
 
-        def heard(count: int) -> list[dict[str, Any]]:
-            other_alerts.wait_heard(share, count)
-            cloud.services.hub.publish(END)
-            return other_alerts.until_end(ws)
+        heard = partial(heard_on, share, cloud.services.hub, ws)
 
         with quiet() as late:
             raise_quietly(late, "late")  # its audit line takes an id now, commits later
@@ -103,7 +100,7 @@ def test_an_alert_committed_late_while_the_listener_was_away_is_published(
         assert (missed["change"], missed["alert"]["subject"]) == ("created", "late")
         time.sleep(1.5)  # nothing else: not "before-start", not "late" again
         cloud.services.hub.publish(END)
-        assert other_alerts.until_end(ws) == []
+        assert until_end(ws) == []
         assert share.heard == 2
 
 
@@ -119,10 +116,7 @@ def test_an_incident_change_committed_late_while_the_listener_was_away_is_publis
     ) as ws:
         assert ws.receive_json()["type"] == "hello"
 
-        def heard(count: int) -> list[dict[str, Any]]:
-            other_incidents.wait_heard(live, count)
-            g.cloud.services.hub.publish(END)
-            return other_alerts.until_end(ws)
+        heard = partial(heard_on, live, g.cloud.services.hub, ws)
 
         with quiet() as late:
             late_id = incidents.open_incident(
@@ -139,5 +133,5 @@ def test_an_incident_change_committed_late_while_the_listener_was_away_is_publis
         assert (missed["id"], missed["actions"]) == (late_id, ["opened"])
         time.sleep(1.5)
         g.cloud.services.hub.publish(END)
-        assert other_alerts.until_end(ws) == []
+        assert until_end(ws) == []
         assert live.heard == 2

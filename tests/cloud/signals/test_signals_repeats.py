@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -18,7 +19,8 @@ from cloud.alerts.states import Severity
 from cloud.auth.deps import Role
 from cloud.notify.follow import REPEATS, LiveShare
 from tests.cloud.api.conftest import Cloud, make_cloud
-from tests.cloud.signals.test_signals_live import SITE, rules_process, until_end, wait_heard
+from tests.cloud.signals.conftest import END, heard_on, until_end, wait_heard
+from tests.cloud.signals.test_signals_live import SITE, rules_process
 
 __all__ = ["make_cloud"]  # the real app on a database of the test's own
 
@@ -38,10 +40,7 @@ def test_repeats_in_another_process_reach_the_stream_once(
     ) as ws:
         assert ws.receive_json()["type"] == "hello"
 
-        def heard(count: int) -> list[dict[str, Any]]:
-            wait_heard(share, count)
-            cloud.services.hub.publish({"type": "alert", "end": True})
-            return until_end(ws)
+        heard = partial(heard_on, share, cloud.services.hub, ws)
 
         rules_process(engine, "raise", SITE)
         assert changes(heard(1)) == [("created", 1, False)]
@@ -54,7 +53,7 @@ def test_repeats_in_another_process_reach_the_stream_once(
         rules_process(engine, "reraise", SITE)
         wait_heard(share, 5)
         time.sleep(1.5)  # several SQLite polls: a "repeated" would be here by now
-        cloud.services.hub.publish({"type": "alert", "end": True})
+        cloud.services.hub.publish(END)
         got = until_end(ws)
         assert [c for c, _, _ in changes(got)] == ["cleared", "reraised"]
         assert changes(got)[-1] == ("reraised", 4, False)
@@ -68,7 +67,7 @@ def test_repeats_in_another_process_reach_the_stream_once(
         with cloud.services.sessions.begin() as db:
             assert service.raise_alert(db, spec, now).outcome == "repeated"
         time.sleep(1.5)
-        cloud.services.hub.publish({"type": "alert", "end": True})
+        cloud.services.hub.publish(END)
         assert until_end(ws) == []  # nobody published it here: the raiser does, not the signal
         assert share.heard == heard_before
 
