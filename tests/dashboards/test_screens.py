@@ -431,7 +431,8 @@ def test_console_map_devices_gateways_and_csv(pages: Pages, live_site: Site) -> 
     screenshot(page, "console-device-zh")
 
     page.click('#tabs button[data-tab="gateways"]')
-    row = page.locator("tr[data-gateway='gw1']")
+    # Other tests' sites on this cloud have a gw1 too: a row is (site, gateway).
+    row = page.locator(f"tr[data-site='{live_site.site}'][data-gateway='gw1']")
     expect(row).to_contain_text(f"{live_site.site}/gw1")
     expect(row.locator("td").nth(3)).not_to_have_text("…")  # gaps filled from /health
 

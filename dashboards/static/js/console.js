@@ -370,7 +370,7 @@
         ...gateways.map((g) =>
           el(
             "tr",
-            { dataset: { gateway: g.id } },
+            { dataset: { site: g.site, gateway: g.id } },  // a gateway id is unique per site only
             el("td", {}, `${g.site}/${g.id}` + (g.name ? ` · ${g.name}` : "")),
             el("td", { class: g.online ? "" : "muted" }, t("state." + (g.online ? "online" : "offline")) + (g.state_reason ? ` (${g.state_reason})` : "")),
             el("td", {}, formatTime(g.state_at)),
